@@ -1,0 +1,24 @@
+"""A Python Phoenix Channels client with phoenix.js 1.8.16 semantics, for the course.
+
+``Socket`` (socket.py) holds one connection with heartbeat and reconnect; ``Channel``
+(channel.py) joins a topic and rejoins it after every reconnect with a new join_ref;
+``Push`` (push.py) is one message awaiting its reply; ``NaiveSocket`` (naive.py) is the
+deliberately wrong client chapter 03 takes apart.  Every step is on the event stream
+(``socket.on_event``), see events.py.
+"""
+
+from ..protocol import reconnect_after, rejoin_after
+from .channel import Channel
+from .events import PREFIXES, ClientEvent
+from .naive import NaiveSocket
+from .push import Push, PushTimeout, Reply
+from .socket import Socket
+from .states import TRANSITIONS, ChannelState, IllegalTransition, draw
+from .timer import Timer
+from .transport import WebSocketTransport, endpoint_url
+
+__all__ = [
+    "PREFIXES", "TRANSITIONS", "Channel", "ChannelState", "ClientEvent", "IllegalTransition",
+    "NaiveSocket", "Push", "PushTimeout", "Reply", "Socket", "Timer", "WebSocketTransport",
+    "draw", "endpoint_url", "reconnect_after", "rejoin_after",
+]

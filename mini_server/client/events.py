@@ -1,0 +1,167 @@
+"""The client's event stream: one structured record per thing worth seeing, also logged.
+
+Theory of operation
+-------------------
+Everything the client does that a learner, a panel or a test may want to see becomes a
+:class:`ClientEvent` ``(time, prefix, kind, text, data)``: state changes of the socket and of
+each channel, every frame sent and received, heartbeats, timeouts, closes and errors.  The
+prefix is the house log alphabet:
+
+    >  sent        <  received       =  state change (also: buffered, scheduled)
+    %  heartbeat   x  closed         -  timeout          !  error
+
+The same record goes to ``logging`` (one line starting with the prefix, on the logger of the
+module the event comes from: ``mini_server.client.socket``, ``.channel``, ``.push``, ...; all
+children of ``mini_server.client``) and to every subscriber registered with ``on_event``.
+``time`` is the loop's clock (``loop.time()``), so a test on a virtual-time loop sees exact
+times.
+
+User callbacks never kill the client: :meth:`EventStream.guard` runs one, and if it raises,
+the exception is logged with ``!`` and surfaced as a ``callback_error`` event.  A subscriber
+that raises is reported the same way (but not to itself, to avoid a loop).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["PREFIXES", "ClientEvent", "EventStream", "adapt", "describe"]
+
+logger = logging.getLogger(__name__)
+
+# Which module an event kind comes from, so each module logs on its own logger.
+_SOURCES = {
+    "channel_state": "channel", "rejoin_scheduled": "channel", "join_timeout": "channel",
+    "dropped": "channel", "push_timeout": "push", "naive": "naive", "callback_error": "events",
+}
+_LOGGERS = {name: logging.getLogger(f"mini_server.client.{name}")
+            for name in ("socket", "channel", "push", "naive", "events")}
+
+PREFIXES = {
+    ">": "sent",
+    "<": "received",
+    "=": "state change",
+    "%": "heartbeat",
+    "x": "closed",
+    "-": "timeout",
+    "!": "error",
+}
+
+# Frames are DEBUG; state changes, closes, timeouts and transport errors (expected during
+# an outage, shown by the panels) are INFO; frames we could not read or write are WARNING.
+_LEVELS = {"!": logging.INFO, "x": logging.INFO, "-": logging.INFO, "=": logging.INFO}
+_WARNINGS = frozenset({"bad_frame", "bad_payload"})
+
+
+@dataclass(frozen=True, slots=True)
+class ClientEvent:
+    """One thing the client did or saw; ``time`` is the event loop's clock."""
+
+    time: float
+    prefix: str
+    kind: str
+    text: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        return f"{self.time:10.3f} {self.prefix} {self.text}"
+
+
+class EventStream:
+    """Fan-out of ClientEvents to subscribers and to logging."""
+
+    def __init__(self, name: str = "socket") -> None:
+        self.name = name
+        self._subscribers: dict[int, Callable[[ClientEvent], object]] = {}
+        self._next_ref = 0
+
+    def subscribe(self, callback: Callable[[ClientEvent], object]) -> int:
+        """Call ``callback(event)`` for every future event; returns a ref for unsubscribe."""
+        self._next_ref += 1
+        self._subscribers[self._next_ref] = callback
+        return self._next_ref
+
+    def unsubscribe(self, ref: int) -> None:
+        """Stop calling the subscriber registered under ``ref``."""
+        self._subscribers.pop(ref, None)
+
+    def emit(self, prefix: str, kind: str, text: str, **data: Any) -> ClientEvent:
+        """Record one event: log it and hand it to every subscriber."""
+        if prefix not in PREFIXES:
+            raise ValueError(f"unknown log prefix {prefix!r}; use one of {''.join(PREFIXES)}")
+        event = ClientEvent(_now(), prefix, kind, text, data)
+        _LOGGERS[_SOURCES.get(kind, "socket")].log(
+            logging.WARNING if kind in _WARNINGS else _LEVELS.get(prefix, logging.DEBUG),
+            "%s %s: %s", prefix, self.name, text)
+        for ref, callback in list(self._subscribers.items()):
+            try:
+                callback(event)
+            except Exception as exc:
+                logger.exception("! %s event subscriber %r raised", self.name, callback)
+                if kind != "callback_error":
+                    self._report(exc, f"event subscriber {ref}", skip=ref)
+        return event
+
+    def guard(self, where: str, callback: Callable[..., object], *args: Any) -> Any:
+        """Run a user callback; an exception is logged and reported, never raised."""
+        try:
+            return callback(*args)
+        except Exception as exc:
+            logger.exception("! %s: callback in %s raised", self.name, where)
+            self._report(exc, where)
+            return None
+
+    def _report(self, exc: BaseException, where: str, skip: int | None = None) -> None:
+        event = ClientEvent(
+            _now(), "!", "callback_error", f"callback in {where} raised {exc!r}",
+            {"where": where, "exception": exc},
+        )
+        for ref, callback in list(self._subscribers.items()):
+            if ref == skip:
+                continue
+            try:
+                callback(event)
+            except Exception:
+                logger.exception("! %s event subscriber %r raised", self.name, callback)
+
+
+def _now() -> float:
+    try:
+        return asyncio.get_running_loop().time()
+    except RuntimeError:
+        return time.monotonic()
+
+
+def adapt(callback: Callable[..., object], max_args: int) -> Callable[..., object]:
+    """Wrap ``callback`` so it receives only as many leading arguments as it accepts."""
+    # phoenix.js calls bindings with (payload, ref, join_ref) and JavaScript ignores extra
+    # arguments, so cb(payload) is the common form; Python would raise, so we count the
+    # callback's positional parameters once, at registration.
+    if not callable(callback):
+        raise TypeError(f"expected a callable, got {callback!r}")
+    try:
+        params = inspect.signature(callback).parameters.values()
+    except (TypeError, ValueError):  # some builtins have no signature: pass everything
+        return callback
+    if any(p.kind is p.VAR_POSITIONAL for p in params):
+        return callback
+    accepted = sum(1 for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD))
+    if accepted >= max_args:
+        return callback
+
+    def fitted(*args: object) -> object:
+        return callback(*args[:accepted])
+
+    fitted.__wrapped__ = callback  # type: ignore[attr-defined]
+    return fitted
+
+
+def describe(msg: Any) -> str:
+    """One log line for a Message: ``topic event (join_ref, ref) payload``."""
+    return f"{msg.topic} {msg.event} ({msg.join_ref}, {msg.ref}) {msg.payload!r}"

@@ -1,0 +1,125 @@
+"""A thundering herd in virtual time: many clients, one server restart, real reconnect schedules.
+
+Theory of operation
+-------------------
+When a server dies, every client connected to it sees the close at the same moment.  Each
+then waits ``reconnect_after(tries)`` before attempt number ``tries`` (phoenix.js's Timer:
+the first attempt uses ``tries=1``, every failed attempt moves to the next step).  With the
+default schedule the delays are the same numbers for everybody, so the whole crowd knocks
+on the door at the same instants, again and again, and all at once when it opens.
+
+:func:`simulate_herd` replays that without sockets or sleeps: for each client it walks the
+schedule from the moment it noticed the outage, records every connection attempt, and stops
+at the first attempt made once the server is back (``down_for`` seconds after the outage).
+What hurts a server that comes back is the wave of successful reconnects (each one runs
+``connect`` and then rejoins every channel), so :meth:`HerdResult.peak` counts those by
+default; attempts refused while it was down are kept too.  Assumptions, kept deliberately
+simple so the picture shows the schedule and nothing else: an attempt while the server is
+down fails at once (connection refused), an attempt once it is back succeeds, and the
+server is never too busy to answer.
+
+:func:`full_jitter` turns any schedule into "full jitter" (a random delay between 0 and the
+schedule's delay, the AWS Architecture Blog's name); the result plugs into the real client
+as ``Socket(url, reconnect_after=full_jitter(protocol.reconnect_after))``.  Both take a seed
+so a chapter draws the same figure on every run.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+
+Schedule = Callable[[int], float]
+
+MAX_ATTEMPTS = 10_000  # per client: a schedule of zeros must not loop forever
+
+
+class FullJitter:
+    """``schedule`` with full jitter: each delay is uniform between 0 and the original."""
+
+    def __init__(self, schedule: Schedule, rng: random.Random | None = None) -> None:
+        self.schedule = schedule
+        self.rng = rng or random.Random()
+
+    def __call__(self, tries: int) -> float:
+        """A random delay in [0, schedule(tries)] seconds."""
+        return self.rng.uniform(0.0, self.schedule(tries))
+
+    def __repr__(self) -> str:
+        return f"FullJitter({getattr(self.schedule, '__name__', self.schedule)!r})"
+
+
+def full_jitter(schedule: Schedule, seed: int | None = None) -> FullJitter:
+    """Wrap ``schedule`` with full jitter (seeded for a reproducible figure)."""
+    return FullJitter(schedule, random.Random(seed))
+
+
+@dataclass(frozen=True)
+class HerdResult:
+    """Every connection attempt and every reconnect, in seconds since the outage began."""
+
+    attempts: tuple[float, ...]
+    reconnected: tuple[float, ...]
+    down_for: float
+
+    def per_bucket(self, bucket: float = 0.1, until: float | None = None, *,
+                   what: str = "reconnected") -> list[int]:
+        """``what`` ("reconnected" or "attempts") counted per ``bucket`` seconds from 0."""
+        if bucket <= 0:
+            raise ValueError(f"bucket must be > 0 seconds, got {bucket}")
+        if what not in ("reconnected", "attempts"):
+            raise ValueError(f'what must be "reconnected" or "attempts", got {what!r}')
+        times = self.reconnected if what == "reconnected" else self.attempts
+        end = max(self.attempts, default=0.0) if until is None else until
+        counts = [0] * (int(end / bucket) + 1)
+        for t in times:
+            index = int(t / bucket)
+            if index < len(counts):
+                counts[index] += 1
+        return counts
+
+    def peak(self, bucket: float = 0.1, *, what: str = "reconnected") -> int:
+        """The most reconnects (or attempts) in any one bucket."""
+        return max(self.per_bucket(bucket, what=what), default=0)
+
+    @property
+    def last_reconnect(self) -> float:
+        """When the last client got back (seconds since the outage began)."""
+        return max(self.reconnected, default=0.0)
+
+
+def simulate_herd(clients: int, down_for: float,
+                  reconnect_after: Schedule | Callable[[], Schedule], *,
+                  per_client: bool = False, detect_spread: float = 0.0,
+                  seed: int | None = 0) -> HerdResult:
+    """Replay ``clients`` clients reconnecting to a server that is down for ``down_for`` s.
+
+    ``reconnect_after`` is one schedule shared by all clients, or (``per_client=True``) a
+    factory called once per client.  ``detect_spread`` spreads the moments clients notice
+    the outage uniformly over that many seconds (0: all at once, as after a kill).
+    """
+    if not isinstance(clients, int) or clients < 1:
+        raise ValueError(f"clients must be a positive integer, got {clients!r}")
+    if down_for < 0 or detect_spread < 0:
+        raise ValueError(f"down_for and detect_spread are seconds >= 0, got "
+                         f"{down_for!r} and {detect_spread!r}")
+    rng = random.Random(seed)
+    attempts: list[float] = []
+    reconnected: list[float] = []
+    for _ in range(clients):
+        schedule = reconnect_after() if per_client else reconnect_after
+        t = rng.uniform(0.0, detect_spread) if detect_spread else 0.0
+        for tries in range(1, MAX_ATTEMPTS + 1):
+            delay = schedule(tries)
+            if delay < 0:
+                raise ValueError(f"schedule returned a negative delay {delay!r} for try {tries}")
+            t += delay
+            attempts.append(t)
+            if t >= down_for:
+                reconnected.append(t)
+                break
+        else:
+            raise RuntimeError(f"a client made {MAX_ATTEMPTS} attempts without getting back: "
+                               "does the schedule return zero delays?")
+    return HerdResult(tuple(sorted(attempts)), tuple(sorted(reconnected)), down_for)

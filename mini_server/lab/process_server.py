@@ -1,0 +1,119 @@
+"""python -m mini_server.lab.process_server: the demo server in its own OS process, observable.
+
+Theory of operation
+-------------------
+The lab's :class:`~mini_server.lab.servers.ProcessServer` runs this module so that "kill the
+server" can be a real ``kill -9`` and "deploy" a real new process.  It starts an
+:class:`~mini_server.server.Endpoint` with the demo routes, plus a second, loopback-only
+HTTP listener answering ``GET /state`` with the endpoint's ``snapshot()`` as JSON: the
+parent reads server state across the process boundary without a debugger or shared memory.
+Both listeners bind 127.0.0.1; port 0 lets the OS choose.  One line goes to stdout once
+both listen (the parent parses it); logs go to stderr.
+
+Lifetime:
+
+* SIGTERM / SIGINT: graceful stop (every client gets close 1012), then exit 0.
+* ``--watch-stdin``: the parent keeps our stdin pipe open and never writes.  When the parent
+  dies, however it dies (even ``kill -9``), the OS closes the pipe, we read EOF and exit at
+  once (the OS then closes our sockets: clients see 1006).  No orphans, no ``preexec_fn``
+  (unsafe in a threaded parent such as a Jupyter kernel) and no PR_SET_PDEATHSIG (which
+  fires when the *thread* that spawned us exits, not the process).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
+
+from mini_server.server import Endpoint
+
+logger = logging.getLogger(__name__)
+
+READY_PREFIX = "mini_server process"
+
+
+async def _serve_state(endpoint: Endpoint, reader: asyncio.StreamReader,
+                       writer: asyncio.StreamWriter) -> None:
+    """Answer one HTTP/1.0 request: GET /state -> 200 JSON snapshot, anything else 404."""
+    try:
+        request = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        parts = request.split(b"\r\n", 1)[0].split()
+        if parts[:2] == [b"GET", b"/state"]:
+            status, body = "200 OK", json.dumps(endpoint.snapshot()).encode()
+        else:
+            status, body = "404 Not Found", b'{"error": "try GET /state"}'
+        writer.write(f"HTTP/1.0 {status}\r\nContent-Type: application/json\r\n"
+                     f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode() + body)
+        await writer.drain()
+    except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError):
+        pass  # a client that went away mid-request harms nobody
+    finally:
+        writer.close()
+
+
+async def _stdin_closed() -> None:
+    """Return when our stdin pipe reaches EOF: the parent is gone."""
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    while await reader.read(4096):
+        pass
+
+
+async def main(args: argparse.Namespace) -> int:
+    """Serve until SIGTERM / SIGINT (graceful) or until the parent dies (abrupt)."""
+    options = {"answer_heartbeats": not args.drop_heartbeats}
+    if args.idle_timeout is not None:
+        options["idle_timeout"] = args.idle_timeout
+    endpoint = await Endpoint(None, host=args.host, port=args.port, **options).start()
+    state_server = await asyncio.start_server(
+        lambda r, w: _serve_state(endpoint, r, w), "127.0.0.1", args.state_port)
+    state_port = state_server.sockets[0].getsockname()[1]
+    print(f"{READY_PREFIX} pid={os.getpid()} {endpoint.url} "
+          f"state=http://127.0.0.1:{state_port}/state", flush=True)
+
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    waiters = [asyncio.create_task(stop.wait())]
+    if args.watch_stdin:
+        waiters.append(asyncio.create_task(_stdin_closed()))
+    _, pending = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    for task in pending:
+        task.cancel()
+    if not stop.is_set():
+        logger.warning("x parent process gone (stdin closed): exiting at once")
+        os._exit(1)  # like kill -9: no close frames, no cleanup
+    await endpoint.stop()
+    state_server.close()
+    await state_server.wait_closed()
+    return 0
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Command-line options."""
+    parser = argparse.ArgumentParser(prog="python -m mini_server.lab.process_server",
+                                     description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0, help="0: a free port chosen by the OS")
+    parser.add_argument("--state-port", type=int, default=0)
+    parser.add_argument("--idle-timeout", type=float, default=None)
+    parser.add_argument("--drop-heartbeats", action="store_true",
+                        help="never answer heartbeats (simulates a server bug)")
+    parser.add_argument("--watch-stdin", action="store_true",
+                        help="exit at once when stdin closes (the parent died)")
+    parser.add_argument("--log-level", default="WARNING")
+    return parser.parse_args(argv)
+
+
+if __name__ == "__main__":
+    arguments = parse_args()
+    logging.basicConfig(level=arguments.log_level, stream=sys.stderr,
+                        format="%(asctime)s %(name)s %(message)s")
+    sys.exit(asyncio.run(main(arguments)))

@@ -1,0 +1,293 @@
+"""The Endpoint: listen, shake hands, track connections, stop, kill, restart, snapshot.
+
+Theory of operation
+-------------------
+``start()`` runs websockets' ``serve()`` on ``host:port`` (port 0 lets the OS choose; the
+chosen port is kept so ``restart()`` reuses it, and asyncio sets SO_REUSEADDR so the port is
+free again at once).  Only ``GET {path}/websocket`` upgrades, checked in this order, as
+Phoenix does (PROTOCOL.md 1.3):
+
+1. another path -> HTTP 404 (websockets itself answers non-GET / non-upgrade requests);
+2. ``vsn`` query param -> serializer via ``protocol.negotiate`` (missing -> V1 objects,
+   unparseable or unsupported -> HTTP 403);
+3. ``connect(params, connect_info)`` hook (may be async) -> a dict of assigns accepts,
+   ``None``/``False`` refuses with HTTP 403; then ``socket_id(assigns)`` names the socket.
+
+Each accepted connection becomes a :class:`~mini_server.server.transport.Transport`,
+tracked in ``self.transports`` until its handler returns.  Lifecycle:
+
+* ``stop()``: stop listening, close every connection with **1012** after its queued frames
+  (channels get ``terminate(("shutdown", "closed"))``), wait at most ``drain_timeout`` and
+  kill whatever remains (e.g. a connection parked in a join that never returns).  This is
+  Phoenix's drain, minus the batching.
+* ``kill()``: abort every TCP connection (no close frame: clients see **1006**) and the
+  listener; channel tasks are cancelled without terminate; all state is gone.
+* ``restart()``: stop if running, then start again on the same port with fresh state.
+* ``disconnect(id)``: broadcast ``"disconnect"`` on the socket id topic, as Phoenix does;
+  every socket with that id closes with **1001**.
+
+``stop`` and ``kill`` are idempotent.  ``snapshot()`` walks the live tables (no I/O, no
+copies of queues) so a panel can poll it ten times a second; params whose key is in
+``secret_params`` read ``"[redacted]"``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import inspect
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.http11 import Request, Response
+
+from mini_server.protocol import (
+    MAX_CHANNELS_PER_TRANSPORT,
+    SERVER_IDLE_TIMEOUT,
+    WEBSOCKET_PATH,
+    CloseCode,
+    ProtocolError,
+    negotiate,
+)
+from mini_server.server.channel import Channel
+from mini_server.server.pubsub import PubSub
+from mini_server.server.transport import Transport
+
+log = logging.getLogger(__name__)
+
+REDACTED = "[redacted]"
+AUTH_TOKEN_PREFIX = "base64url.bearer.phx."  # phoenix.js authToken subprotocol
+ConnectHook = Callable[[dict[str, Any], dict[str, Any]], Any]
+
+
+class Endpoint:
+    """A Phoenix-compatible socket endpoint serving ``{path}/websocket``."""
+
+    def __init__(self, channels: Mapping[str, type[Channel]] | None = None, *,
+                 host: str = "127.0.0.1", port: int = 0, path: str = "/socket",
+                 connect: ConnectHook | None = None,
+                 socket_id: Callable[[dict[str, Any]], str | None] | None = None,
+                 idle_timeout: float | None = SERVER_IDLE_TIMEOUT,
+                 max_frame_size: int | None = 1_048_576,
+                 max_channels: int = MAX_CHANNELS_PER_TRANSPORT,
+                 answer_heartbeats: bool = True, pubsub: PubSub | None = None,
+                 secret_params: tuple[str, ...] = ("token", "auth_token", "password", "secret"),
+                 mailbox_size: int = 1000, max_outgoing: int = 10_000,
+                 close_timeout: float = 1.0, drain_timeout: float = 1.5) -> None:
+        if channels is None:
+            from mini_server.server.demo import DEMO_ROUTES
+            channels = DEMO_ROUTES
+        self.routes = dict(channels)
+        self.host, self.port, self.path = host, port, path.rstrip("/")
+        self.connect_hook, self.socket_id_hook = connect, socket_id
+        self.idle_timeout, self.max_frame_size = idle_timeout, max_frame_size
+        self.max_channels, self.answer_heartbeats = max_channels, answer_heartbeats
+        self.secret_params = frozenset(k.lower() for k in secret_params)
+        self.mailbox_size, self.max_outgoing = mailbox_size, max_outgoing
+        self.outgoing_high = max(1, max_outgoing // 10)
+        self.close_timeout, self.drain_timeout = close_timeout, drain_timeout
+        self._own_pubsub = pubsub is None
+        self.pubsub = pubsub or PubSub()
+        self.transports: set[Transport] = set()
+        self.running = False
+        self._server: Server | None = None
+        self._killing = False
+
+    @property
+    def url(self) -> str:
+        """The socket URL clients are given; they append ``/websocket`` themselves."""
+        return f"ws://{self.host}:{self.port}{self.path}"
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    async def start(self) -> Endpoint:
+        """Listen on host:port (a free port when 0); returns self."""
+        if self._server is not None:
+            return self
+        self._killing = False
+        self._server = await serve(
+            self._handle, self.host, self.port,
+            process_request=self._process_request, select_subprotocol=_select_subprotocol,
+            compression=None,  # Phoenix's websocket :compress defaults to false
+            ping_interval=None,  # Phoenix sends no pings; clients heartbeat instead
+            max_size=self.max_frame_size, close_timeout=self.close_timeout,
+            logger=logging.getLogger("websockets.server.mini_server"))
+        self.port = self._server.sockets[0].getsockname()[1]
+        self.running = True
+        log.info("= listening on %s", self.url)
+        return self
+
+    async def stop(self) -> None:
+        """Graceful: close every connection with 1012, terminate channels, stop listening."""
+        server, self._server = self._server, None
+        if server is None:
+            return
+        self.running = False
+        server.close(close_connections=False)
+        for transport in list(self.transports):
+            transport.close(CloseCode.SERVICE_RESTART, "service restart")
+        waiter = asyncio.ensure_future(server.wait_closed())
+        done, _ = await asyncio.wait({waiter}, timeout=self.drain_timeout)
+        if not done:
+            log.warning("- drain took over %.1f s; aborting %d connections",
+                        self.drain_timeout, len(self.transports))
+            for transport in list(self.transports):
+                transport.kill()
+            await waiter
+        self._fresh_state()
+        log.info("= stopped %s", self.url)
+
+    async def kill(self) -> None:
+        """Abort every connection without close frames (clients see 1006)."""
+        server, self._server = self._server, None
+        if server is None:
+            return
+        self.running = False
+        self._killing = True
+        server.close(close_connections=False)
+        for transport in list(self.transports):
+            transport.kill()
+        await server.wait_closed()
+        self._fresh_state()
+        log.info("= killed %s", self.url)
+
+    async def restart(self) -> None:
+        """Start again on the same port with fresh state (stopping first if running)."""
+        await self.stop()
+        await self.start()
+
+    def _fresh_state(self) -> None:
+        self.transports.clear()
+        if self._own_pubsub:
+            self.pubsub = PubSub()
+
+    async def __aenter__(self) -> Endpoint:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # --- operations ---------------------------------------------------------------------
+
+    async def disconnect(self, socket_id: str) -> int:
+        """Close every socket with this id with 1001; returns how many there were."""
+        count = sum(1 for t in self.transports if t.socket_id == socket_id)
+        await self.pubsub.broadcast(socket_id, "disconnect", {})
+        return count
+
+    async def broadcast(self, topic: str, event: str, payload: Any) -> None:
+        """Broadcast to every subscriber of ``topic`` (Endpoint.broadcast/3)."""
+        await self.pubsub.broadcast(topic, event, payload)
+
+    def snapshot(self) -> dict[str, Any]:
+        """Live state for panels and tests, secrets redacted."""
+        sockets = [t.describe(self._redact) for t in list(self.transports)]
+        topics: dict[str, int] = {}
+        for sock in sockets:
+            for ch in sock["channels"]:
+                topics[ch["topic"]] = topics.get(ch["topic"], 0) + 1
+        return {"running": self.running, "url": self.url, "sockets": sockets,
+                "topics": topics, "socket_count": len(sockets),
+                "channel_count": sum(topics.values())}
+
+    def _redact(self, params: Any) -> Any:
+        if isinstance(params, dict):
+            return {k: REDACTED if str(k).lower() in self.secret_params else self._redact(v)
+                    for k, v in params.items()}
+        return params
+
+    # --- handshake and connections ---------------------------------------------------------
+
+    async def _process_request(self, conn: ServerConnection, request: Request) -> Response | None:
+        try:
+            return await self._check_request(conn, request)
+        except Exception:
+            log.exception("! connect failed for %s", request.path)
+            return conn.respond(500, "Internal Server Error\n")
+
+    async def _check_request(self, conn: ServerConnection, request: Request) -> Response | None:
+        url = urlsplit(request.path)
+        if url.path != self.path + WEBSOCKET_PATH:
+            log.warning("! no socket at %s (try %s%s)", url.path, self.path, WEBSOCKET_PATH)
+            return conn.respond(404, "Not Found\n")
+        params = parse_params(url.query)
+        try:
+            serializer = negotiate(params.get("vsn"))
+        except ProtocolError as exc:
+            log.warning("! refused: %s", exc)
+            return conn.respond(403, "Forbidden\n")
+        connect_info: dict[str, Any] = {
+            "peer_data": {"address": (conn.remote_address or ("?",))[0],
+                          "port": (conn.remote_address or ("?", None))[1]},
+            "uri": request.path,
+            "user_agent": request.headers.get("User-Agent"),
+        }
+        token = _auth_token(request.headers.get_all("Sec-WebSocket-Protocol"))
+        if token is not None:
+            connect_info["auth_token"] = token
+        assigns: dict[str, Any] = {}
+        if self.connect_hook is not None:
+            result = self.connect_hook(params, connect_info)
+            if inspect.isawaitable(result):
+                result = await result
+            if result is None or result is False:
+                log.warning("! connect refused for params %r", self._redact(params))
+                return conn.respond(403, "Forbidden\n")
+            assigns = {} if result is True else dict(result)
+        socket_id = self.socket_id_hook(assigns) if self.socket_id_hook else None
+        if socket_id is not None and not isinstance(socket_id, str):
+            log.error("! socket_id must return a string or None, got %r", socket_id)
+            return conn.respond(403, "Forbidden\n")
+        conn.phx_handshake = (serializer, params, assigns, socket_id)  # type: ignore[attr-defined]
+        return None
+
+    async def _handle(self, conn: ServerConnection) -> None:
+        serializer, params, assigns, socket_id = conn.phx_handshake  # type: ignore[attr-defined]
+        if not self.running:
+            # The handshake finished just as the server stopped: treat it like the others.
+            if self._killing:
+                conn.transport.abort()
+            else:
+                await conn.close(CloseCode.SERVICE_RESTART, "service restart")
+            return
+        transport = Transport(self, conn, serializer, params, assigns, socket_id)
+        self.transports.add(transport)
+        try:
+            await transport.run()
+        finally:
+            self.transports.discard(transport)
+
+
+def parse_params(query: str) -> dict[str, Any]:
+    """Query string -> params; ``a[b]=1`` nests one level, as Plug parses it."""
+    params: dict[str, Any] = {}
+    for key, value in parse_qsl(query, keep_blank_values=True):
+        outer, bracket, rest = key.partition("[")
+        if bracket and rest.endswith("]") and outer:
+            inner = params.setdefault(outer, {})
+            if isinstance(inner, dict):
+                inner[rest[:-1]] = value
+        else:
+            params[key] = value
+    return params
+
+
+def _auth_token(headers: list[str]) -> str | None:
+    for header in headers:
+        for proto in (p.strip() for p in header.split(",")):
+            if proto.startswith(AUTH_TOKEN_PREFIX):
+                encoded = proto[len(AUTH_TOKEN_PREFIX):]
+                try:
+                    padded = encoded + "=" * (-len(encoded) % 4)
+                    return base64.b64decode(padded).decode("utf-8")
+                except (ValueError, UnicodeDecodeError):
+                    return None
+    return None
+
+
+def _select_subprotocol(conn: ServerConnection, offered: Any) -> Any:
+    # phoenix.js offers "phoenix" (plus the token) with authToken and needs it echoed.
+    return "phoenix" if "phoenix" in offered else None

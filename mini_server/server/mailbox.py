@@ -1,0 +1,80 @@
+"""A channel's mailbox: a FIFO with back-pressure for client pushes and an urgent slot.
+
+Theory of operation
+-------------------
+Phoenix gives every channel process an unbounded Erlang mailbox.  mini_server bounds it so
+one client cannot grow server memory without limit:
+
+* ``put`` (client pushes, awaited by the connection's reader) waits while ``maxsize`` items
+  are queued, so a client that out-pushes its channel stops being read: websockets stops
+  reading its socket and TCP pushes back on the client alone;
+* ``put_nowait`` (``send_info``, intercepted broadcasts: callers that cannot wait) accepts
+  up to ten times ``maxsize`` and then refuses, and the caller logs the drop;
+* ``interrupt`` places one item ahead of the queue (the stop request when the connection
+  closes), and ``close`` refuses everything and releases waiting writers once the channel
+  is gone, so a reader never waits on a dead channel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from typing import Any
+
+
+class Mailbox:
+    """A FIFO with a soft bound that awaiting writers respect and an urgent slot."""
+
+    def __init__(self, maxsize: int) -> None:
+        self.maxsize = maxsize
+        self._items: deque[Any] = deque()
+        self._urgent: Any = None
+        self.closed = False
+        self._readable = asyncio.Event()
+        self._writable = asyncio.Event()
+        self._writable.set()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    async def put(self, item: Any) -> None:
+        """Append, first waiting while the mailbox is full (client pushes)."""
+        while len(self._items) >= self.maxsize and not self.closed:
+            self._writable.clear()
+            await self._writable.wait()
+        if not self.closed:
+            self._items.append(item)
+        self._readable.set()
+
+    def put_nowait(self, item: Any) -> bool:
+        """Append without waiting (internal messages); False past the hard cap."""
+        if len(self._items) >= self.maxsize * 10 or self.closed:
+            return False
+        self._items.append(item)
+        self._readable.set()
+        return True
+
+    def close(self) -> None:
+        """Refuse new items and release waiting writers: the channel is gone."""
+        self.closed = True
+        self._items.clear()
+        self._writable.set()
+
+    def interrupt(self, item: Any) -> None:
+        """Make ``item`` the next thing ``get`` returns, ahead of the queue."""
+        self._urgent = item
+        self._readable.set()
+
+    async def get(self) -> Any:
+        """The urgent item if any, else the oldest item; waits while empty."""
+        while True:
+            if self._urgent is not None:
+                item, self._urgent = self._urgent, None
+                return item
+            if self._items:
+                item = self._items.popleft()
+                if len(self._items) < self.maxsize:
+                    self._writable.set()
+                return item
+            self._readable.clear()
+            await self._readable.wait()

@@ -1,0 +1,136 @@
+"""Local publish/subscribe with Phoenix's fastlane, and a seam for multi-node delivery.
+
+Theory of operation
+-------------------
+A :class:`PubSub` maps a topic to its :class:`Subscription` list (duplicates allowed:
+subscribing twice delivers twice, as in Phoenix.PubSub's Registry).  ``broadcast`` first
+dispatches to local subscribers, then hands the message to the adapter for other nodes.
+
+Delivery follows Phoenix's fastlane rule.  A channel subscribes with its connection's
+serializer, a ``send_frame`` callable that appends to the connection's outgoing queue, and
+its ``intercept`` list:
+
+* an event the channel does **not** intercept is encoded **once per serializer** (join_ref
+  and ref null) and the same frame is handed to every such subscriber's ``send_frame``: no
+  channel task runs, the frame goes straight to the transport;
+* an intercepted event goes to the subscriber's ``deliver`` (the channel mailbox), so that
+  channel's ``handle_out`` decides, in its own task, whether and what to push.
+
+A subscription without a serializer (the socket id topic, a test) always gets ``deliver``.
+Dispatch is synchronous and never awaits: a broadcast made inside ``handle_in`` has put its
+frames on every transport queue, the sender's included, before that callback's reply is
+queued, which is Phoenix's ordering.  Delivery is at-most-once: nothing is stored for a
+subscriber that is gone.
+
+The adapter seam: :class:`PubSubAdapter` receives every broadcast after local dispatch
+(``LocalAdapter`` does nothing).  A multi-node adapter forwards it to its peers, and each
+peer calls :meth:`PubSub.local_broadcast` on its side, which is how Phoenix.PubSub.PG2 works.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from mini_server.protocol import Broadcast, Frame, Payload, Serializer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(eq=False)
+class Subscription:
+    """One subscriber of one topic; ``owner`` identifies it for broadcast_from."""
+
+    topic: str
+    owner: object
+    deliver: Callable[[Broadcast], None]
+    serializer: Serializer | None = None
+    send_frame: Callable[[Frame], None] | None = None
+    intercept: frozenset[str] = field(default_factory=frozenset)
+
+
+class PubSubAdapter(Protocol):
+    """Carries broadcasts to other nodes; a peer calls ``pubsub.local_broadcast``."""
+
+    def attach(self, pubsub: PubSub) -> None: ...
+    async def broadcast(self, broadcast: Broadcast) -> None: ...
+
+
+class LocalAdapter:
+    """A single node: nothing to forward."""
+
+    def attach(self, pubsub: PubSub) -> None:
+        """Nothing to wire up on one node."""
+
+    async def broadcast(self, broadcast: Broadcast) -> None:
+        """No other nodes to reach."""
+
+
+class PubSub:
+    """Topic -> subscriptions, with encode-once fastlane delivery."""
+
+    def __init__(self, adapter: PubSubAdapter | None = None) -> None:
+        self._topics: dict[str, list[Subscription]] = {}
+        self.adapter: PubSubAdapter = adapter or LocalAdapter()
+        self.adapter.attach(self)
+
+    def subscribe(self, sub: Subscription) -> Subscription:
+        """Add a subscription; returns it for a later unsubscribe."""
+        self._topics.setdefault(sub.topic, []).append(sub)
+        return sub
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        """Remove one subscription (a no-op if it is already gone)."""
+        subs = self._topics.get(sub.topic)
+        if subs is None:
+            return
+        try:
+            subs.remove(sub)
+        except ValueError:
+            return
+        if not subs:
+            del self._topics[sub.topic]
+
+    def subscribers(self, topic: str) -> int:
+        """How many subscriptions the topic has on this node."""
+        return len(self._topics.get(topic, ()))
+
+    def topics(self) -> Iterable[str]:
+        """Topics with at least one local subscriber."""
+        return list(self._topics)
+
+    async def broadcast(self, topic: str, event: str, payload: Payload,
+                        *, from_owner: object = None) -> None:
+        """Deliver locally (skipping ``from_owner``), then to other nodes via the adapter."""
+        message = Broadcast(topic, event, payload)
+        self.local_broadcast(message, from_owner=from_owner)
+        await self.adapter.broadcast(message)
+
+    def local_broadcast(self, message: Broadcast, *, from_owner: object = None) -> int:
+        """Deliver to this node's subscribers now; returns how many got it."""
+        subs = [s for s in self._topics.get(message.topic, ())
+                if from_owner is None or s.owner is not from_owner]
+        # Encode before delivering anything: a payload that cannot be encoded raises here
+        # and nobody gets half a broadcast.
+        frames: dict[int, Frame] = {}
+        for sub in subs:
+            if self._fastlane(sub, message) and id(sub.serializer) not in frames:
+                frames[id(sub.serializer)] = sub.serializer.fastlane(message)  # type: ignore[union-attr]
+        for sub in subs:
+            try:
+                if self._fastlane(sub, message):
+                    sub.send_frame(frames[id(sub.serializer)])  # type: ignore[misc]
+                else:
+                    sub.deliver(message)
+            except Exception:
+                # One broken subscriber must not stop delivery to the others.
+                log.exception("! pubsub: delivery of %s to %r failed", message.event, sub.owner)
+        return len(subs)
+
+    @staticmethod
+    def _fastlane(sub: Subscription, message: Broadcast) -> bool:
+        return (sub.serializer is not None and sub.send_frame is not None
+                and message.event not in sub.intercept)
+

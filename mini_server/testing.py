@@ -1,0 +1,304 @@
+"""Helpers for tests and graders: run learner code with a time limit, servers, raw clients.
+
+Theory of operation
+-------------------
+An exercise's test cell must survive whatever the learner wrote: an endless loop, a
+coroutine that never returns, a forgotten ``await``.  A kernel interrupt cannot stop a stuck
+top-level ``await``, and nbgrader's per-cell timeout would cost the rest of the notebook, so
+:func:`run_async` runs the code somewhere else:
+
+* a fresh event loop in a **daemon worker thread**; the calling thread waits for the result
+  with a timeout (it does not need a loop, so it works in a notebook cell and in pytest);
+* on timeout the worker's task is cancelled, so ``finally`` blocks and ``async with``
+  servers clean up; if the worker is stuck in plain Python code (``while True: pass``) the
+  cancellation never runs, so an exception is raised *inside* that thread
+  (``PyThreadState_SetAsyncExc``, checked between bytecodes) and its cleanup runs after all;
+* code stuck inside one C call (``time.sleep(10**9)``) cannot be interrupted: the thread is
+  abandoned, and being a daemon it never keeps the interpreter alive;
+* the caller always gets :class:`LearnerTimeout`, an ``AssertionError`` whose message says
+  what probably went wrong, so nbgrader scores that one question zero and moves on.
+
+Exceptions raised by the code (a failed assert included) reach the caller unchanged.  A
+function that returns a coroutine instead of awaiting it is reported as a forgotten await.
+
+The other helpers are small: :func:`quiet_logs` keeps server warnings out of stderr
+(nbgrader scores a test cell that wrote to stderr zero), :func:`wait_until` polls a
+condition (a server snapshot) with a deadline, :func:`free_port` asks the OS for a port,
+:class:`RawClient` speaks V2 frames over a plain websocket, ChannelTest style (``join``,
+``push``, ``assert_reply``, ``assert_push``), so a test can see exactly what the server
+sends.  Servers and the chaos proxy are used directly: ``async with Endpoint() as server`` and
+``async with ChaosProxy(server) as proxy`` both clean up after themselves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import ctypes
+import inspect
+import json
+import logging
+import socket
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from websockets.asyncio.client import ClientConnection, connect
+
+from mini_server.protocol import (
+    DEFAULT_VSN,
+    PHX_JOIN,
+    PHX_REPLY,
+    Message,
+    V2JSONSerializer,
+)
+
+__all__ = ["LearnerTimeout", "RawClient", "free_port", "quiet_logs", "run_async", "wait_until"]
+
+logger = logging.getLogger(__name__)
+
+GRACE = 2.0  # seconds a timed-out worker gets to clean up (servers drain in about 1.5 s)
+
+
+class LearnerTimeout(AssertionError):
+    """Learner code did not finish in time (an AssertionError, so graders score it 0)."""
+
+
+class _Abandoned(BaseException):
+    """Raised inside a stuck worker thread to unwind it; never reaches learner-facing code."""
+
+
+def _message(target: Any, timeout: float) -> str:
+    if inspect.iscoroutine(target) or inspect.iscoroutinefunction(target):
+        return (f"your coroutine did not finish within {timeout:g} s: "
+                "an endless loop or a forgotten await?")
+    return (f"your code did not finish within {timeout:g} s: an endless loop, "
+            "or waiting for something that never happens?")
+
+
+async def _call(target: Any, args: tuple, kwargs: dict) -> Any:
+    if inspect.isawaitable(target):
+        if args or kwargs:
+            raise TypeError("run_async: pass arguments with a function, not with a coroutine")
+        value = await target
+    elif callable(target):
+        value = target(*args, **kwargs)
+        if inspect.isawaitable(value):
+            value = await value
+    else:
+        raise TypeError(f"run_async needs a coroutine or a function, got {target!r}")
+    if inspect.iscoroutine(value):
+        value.close()  # nobody will await it: close it so no "never awaited" warning follows
+        raise AssertionError("your function returned a coroutine instead of its result: "
+                             "did you forget an await?")
+    return value
+
+
+def _shutdown(loop: asyncio.AbstractEventLoop) -> None:
+    """Cancel what is left, give it a moment to clean up, close the loop."""
+    try:
+        pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+        for task in pending:
+            task.cancel()
+        if pending:
+            loop.run_until_complete(asyncio.wait(pending, timeout=GRACE))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.run_until_complete(loop.shutdown_default_executor())
+    except _Abandoned:
+        pass
+    finally:
+        loop.close()
+
+
+def _interrupt(thread: threading.Thread) -> None:
+    """Raise _Abandoned inside ``thread`` at its next bytecode."""
+    if thread.ident is not None:
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread.ident),
+                                                   ctypes.py_object(_Abandoned))
+
+
+def run_async(target: Awaitable[Any] | Callable[..., Any], *args: Any,
+              timeout: float = 10.0, **kwargs: Any) -> Any:
+    """Run a coroutine (or call a function) on a fresh loop in a worker thread, with a timeout.
+
+    Returns its result or re-raises its exception; raises LearnerTimeout after ``timeout``.
+    """
+    outcome: concurrent.futures.Future[Any] = concurrent.futures.Future()
+    loop = asyncio.new_event_loop()
+    task_box: list[asyncio.Task[Any]] = []
+    started = threading.Event()
+
+    def worker() -> None:
+        asyncio.set_event_loop(loop)
+        try:
+            task = loop.create_task(_call(target, args, kwargs))
+            task_box.append(task)
+            started.set()
+            value = loop.run_until_complete(task)
+        except _Abandoned:
+            pass
+        except BaseException as exc:  # handed to the caller, who re-raises it
+            if not outcome.done():
+                outcome.set_exception(exc)
+        else:
+            if not outcome.done():
+                outcome.set_result(value)
+        finally:
+            started.set()
+            try:
+                _shutdown(loop)
+            except _Abandoned:
+                pass
+
+    thread = threading.Thread(target=worker, name="run_async", daemon=True)
+    thread.start()
+    try:
+        return outcome.result(timeout)
+    except concurrent.futures.TimeoutError:
+        pass
+    except BaseException:  # a kernel interrupt: stop the worker too, then let it propagate
+        _stop(loop, task_box, thread, started)
+        raise
+    outcome.cancel()
+    _stop(loop, task_box, thread, started)
+    raise LearnerTimeout(_message(target, timeout)) from None
+
+
+def _stop(loop: asyncio.AbstractEventLoop, task_box: list[asyncio.Task[Any]],
+          thread: threading.Thread, started: threading.Event) -> None:
+    """Cancel the worker's task; interrupt the thread if it does not unwind in time."""
+    started.wait(GRACE)
+    if task_box and not loop.is_closed():
+        try:
+            loop.call_soon_threadsafe(task_box[0].cancel)
+        except RuntimeError:  # the loop closed in between: the worker has finished
+            pass
+    thread.join(GRACE)
+    if thread.is_alive():
+        logger.warning("! worker stuck in plain code after the timeout: interrupting it")
+        _interrupt(thread)
+        thread.join(GRACE)
+    if thread.is_alive():
+        logger.warning("! worker thread could not be stopped; abandoned (daemon)")
+
+
+def quiet_logs(*names: str) -> None:
+    """Keep library logs out of stderr: nbgrader scores a test cell that wrote there zero.
+
+    Without any handler, Python prints warnings through its last-resort handler to stderr;
+    a NullHandler stops that and still lets records propagate to handlers you configure.
+    """
+    for name in names or ("mini_server", "websockets", "asyncio"):
+        log = logging.getLogger(name)
+        if not any(isinstance(h, logging.NullHandler) for h in log.handlers):
+            log.addHandler(logging.NullHandler())
+
+
+async def wait_until(predicate: Callable[[], bool], timeout: float,  # noqa: ASYNC109
+                     message: str, interval: float = 0.01) -> None:
+    """Poll ``predicate`` until true; after ``timeout`` s fail with ``message``."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() >= deadline:
+            raise AssertionError(message)
+        await asyncio.sleep(interval)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago (prefer binding port 0 directly)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class RawClient:
+    """A websocket speaking V2 frames, ChannelTest style; every frame read is kept in ``seen``."""
+
+    serializer = V2JSONSerializer()
+
+    def __init__(self, ws: ClientConnection) -> None:
+        self.ws = ws
+        self.ref = 0
+        self.seen: list[Message] = []
+        self._unread: list[Message] = []
+
+    @classmethod
+    async def connect(cls, url: str, params: dict[str, str] | None = None) -> RawClient:
+        """Open ``url`` + /websocket with ``params`` and vsn 2.0.0."""
+        query = "&".join(f"{k}={v}" for k, v in {**(params or {}), "vsn": DEFAULT_VSN}.items())
+        return cls(await connect(f"{url}/websocket?{query}", close_timeout=0.5))
+
+    async def close(self) -> None:
+        """Close the websocket."""
+        await self.ws.close()
+
+    async def __aenter__(self) -> RawClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def make_ref(self) -> str:
+        """The next ref, as a string."""
+        self.ref += 1
+        return str(self.ref)
+
+    async def send(self, join_ref: str | None, ref: str | None, topic: str, event: str,
+                   payload: Any = None) -> None:
+        """Send one frame."""
+        message = Message(topic, event, {} if payload is None else payload, ref, join_ref)
+        await self.ws.send(self.serializer.encode_client(message))
+
+    async def push(self, topic: str, event: str, payload: Any = None,
+                   join_ref: str | None = None) -> str:
+        """Send ``event`` with a fresh ref; returns the ref (for assert_reply)."""
+        ref = self.make_ref()
+        await self.send(join_ref, ref, topic, event, payload)
+        return ref
+
+    async def join(self, topic: str, payload: Any = None,
+                   timeout: float = 3.0) -> dict:  # noqa: ASYNC109
+        """Join ``topic`` (join_ref = ref) and return the ok response; fails on an error."""
+        ref = self.make_ref()
+        await self.send(ref, ref, topic, PHX_JOIN, payload)
+        return await self.assert_reply(ref, "ok", timeout=timeout)
+
+    async def expect(self, predicate: Callable[[Message], bool], what: str,
+                     timeout: float = 3.0) -> Message:  # noqa: ASYNC109
+        """The first frame (unread ones first) matching ``predicate``, within ``timeout``."""
+        for message in self._unread:
+            if predicate(message):
+                self._unread.remove(message)
+                return message
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"expected {what} within {timeout:g} s; "
+                                     f"frames seen: {self.seen[-5:]}")
+            try:
+                raw = await asyncio.wait_for(self.ws.recv(), remaining)
+            except TimeoutError:
+                continue
+            message = self.serializer.decode_client(raw)
+            self.seen.append(message)
+            if predicate(message):
+                return message
+            self._unread.append(message)
+
+    async def assert_reply(self, ref: str, status: str,
+                           timeout: float = 3.0) -> Any:  # noqa: ASYNC109
+        """Wait for the reply to ``ref`` with ``status``; returns its response."""
+        message = await self.expect(lambda m: m.event == PHX_REPLY and m.ref == ref,
+                                    f"a reply to ref {ref}", timeout)
+        got = message.payload.get("status")
+        assert got == status, (f"reply to ref {ref} has status {got!r}, expected {status!r}: "
+                               f"{json.dumps(message.payload.get('response'))}")
+        return message.payload.get("response")
+
+    async def assert_push(self, event: str,
+                          timeout: float = 3.0) -> Any:  # noqa: ASYNC109
+        """Wait for a push or broadcast named ``event``; returns its payload."""
+        message = await self.expect(lambda m: m.event == event, f"a push {event!r}", timeout)
+        return message.payload

@@ -1,0 +1,131 @@
+"""The chapter contract (COURSE.md), checked on the committed notebooks without running them."""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import nbformat
+import pytest
+from notebook_runner import CHAPTERS
+
+CORE = ["00_start_here", "01_sockets_and_channels", "02_unreliable_connections",
+        "03_channel_subscriptions", "04_reconnecting_well"]
+LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)|(?:href|src)=\"([^\"]+)\"")
+
+
+@cache
+def load(name: str) -> nbformat.NotebookNode:
+    """The committed notebook, read once (fails with its name if it is missing)."""
+    path = CHAPTERS / f"{name}.ipynb"
+    assert path.is_file(), f"chapter {path.name} is missing from chapters/"
+    return nbformat.read(path, as_version=4)
+
+
+def markdown(name: str) -> list[str]:
+    """Sources of the chapter's markdown cells, in order."""
+    return [c.source for c in load(name).cells if c.cell_type == "markdown"]
+
+
+def section(cells: list[str], heading: str) -> str:
+    """Text from a '## heading' up to the next '## ' heading (across cells)."""
+    text = "\n".join(cells)
+    found = re.search(rf"^## {re.escape(heading)}[ \t]*\n(.*?)(?=^## |\Z)", text, re.M | re.S)
+    assert found, f"no '## {heading}' section"
+    return found[1]
+
+
+@pytest.mark.parametrize("name", CORE)
+def test_chapter_starts_with_its_numbered_title(name):
+    """The first cell is the '# NN · title' heading."""
+    first = load(name).cells[0]
+    assert first.cell_type == "markdown"
+    assert first.source.startswith(f"# {name[:2]} "), first.source.splitlines()[0]
+
+
+@pytest.mark.parametrize("name", CORE)
+def test_chapter_opens_with_questions_objectives_and_time(name):
+    """The title cell carries Questions, Objectives and Time, in that order."""
+    title = markdown(name)[0]
+    positions = [title.find(label) for label in ("**Questions**", "**Objectives**", "**Time**")]
+    assert -1 not in positions, f"title cell lacks one of Questions/Objectives/Time: {positions}"
+    assert positions == sorted(positions)
+
+
+@pytest.mark.parametrize("name", CORE)
+def test_chapter_has_key_points_check_yourself_and_going_further(name):
+    """Key points, Check yourself and Going further sections exist, in that order."""
+    text = "\n".join(markdown(name))
+    positions = [text.find(f"## {h}") for h in ("Key points", "Check yourself", "Going further")]
+    assert -1 not in positions, f"missing a closing section: {positions}"
+    assert positions == sorted(positions)
+
+
+@pytest.mark.parametrize("name", CORE)
+def test_check_yourself_asks_three_to_five_questions_with_hidden_answers(name):
+    """Check yourself has 3-5 numbered questions and a collapsed <details> answers cell."""
+    cells = markdown(name)
+    questions = re.findall(r"^\d+\. ", section(cells, "Check yourself").split("<details>")[0],
+                           re.M)
+    assert 3 <= len(questions) <= 5, f"{len(questions)} questions"
+    answers = [c for c in cells if c.lstrip().startswith("<details><summary>Answers</summary>")]
+    assert len(answers) == 1, "expected one collapsed '<details><summary>Answers' cell"
+    assert len(re.findall(r"^\d+\. ", answers[0], re.M)) == len(questions)
+
+
+@pytest.mark.parametrize("name", CORE)
+def test_chapter_is_committed_without_outputs(name):
+    """No code cell carries outputs or an execution count."""
+    dirty = [i for i, c in enumerate(load(name).cells)
+             if c.cell_type == "code" and (c.outputs or c.execution_count is not None)]
+    assert not dirty, f"cells {dirty} have outputs or execution counts: clear them"
+
+
+@pytest.mark.parametrize("name", CORE)
+def test_every_relative_link_resolves_to_a_file(name):
+    """Each relative link in the markdown points at an existing file in the repository."""
+    missing = []
+    for cell in markdown(name):
+        for match in LINK.finditer(cell):
+            target = match[1] or match[2]
+            parts = urlsplit(target)
+            if parts.scheme or parts.netloc or not parts.path:
+                continue  # web links and in-page anchors
+            if not (CHAPTERS / unquote(parts.path)).resolve().is_file():
+                missing.append(target)
+    assert not missing, f"links to missing files: {missing}"
+
+
+@pytest.mark.parametrize("name", CORE[1:])
+def test_chapter_links_its_exercise(name):
+    """Chapters 01-04 link exercises/NN_slug/NN_slug.ipynb."""
+    target = f"../exercises/{name}/{name}.ipynb"
+    assert any(f"]({target})" in cell for cell in markdown(name)), f"no link to {target}"
+
+
+@pytest.mark.parametrize("name", CORE)
+def test_chapter_has_instructor_notes_and_a_setup_heading(name):
+    """A '## Setup' section precedes the body; chapters with a body carry an Instructor note."""
+    cells = markdown(name)
+    assert any(c.startswith("## Setup") for c in cells[:4]), "no '## Setup' near the top"
+    assert any("**Instructor note.**" in c for c in cells), "no Instructor note callout"
+
+
+@pytest.mark.parametrize("name", CORE)
+def test_last_code_cell_stops_every_server(name):
+    """The final code cell stops what the chapter started (servers.stop_all())."""
+    last = [c for c in load(name).cells if c.cell_type == "code"][-1]
+    assert "await servers.stop_all()" in last.source
+
+
+def test_readme_course_map_links_every_core_chapter():
+    """README's '## Course map' follows Quick start and links each core chapter."""
+    readme = (Path(CHAPTERS).parent / "README.md").read_text(encoding="utf-8")
+    headings = re.findall(r"^## (.+)$", readme, re.M)
+    assert "Course map" in headings, "README has no '## Course map' section"
+    assert headings.index("Course map") == headings.index("Quick start") + 1
+    course_map = section(readme.split("\n"), "Course map")
+    for name in CORE:
+        assert f"(chapters/{name}.ipynb)" in course_map, f"course map lacks {name}"

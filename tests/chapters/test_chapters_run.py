@@ -1,0 +1,81 @@
+"""Every core chapter runs headless in fast mode, without errors, and leaves nothing running."""
+
+from __future__ import annotations
+
+import re
+import sys
+
+import nbformat
+import pytest
+from notebook_runner import ChapterRun, run_chapter, run_notebook
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"),
+                                reason="inspects processes and ports through /proc")
+
+CORE = ["00_start_here", "01_sockets_and_channels", "02_unreliable_connections",
+        "03_channel_subscriptions", "04_reconnecting_well"]
+
+_runs: dict[str, ChapterRun | BaseException] = {}
+
+
+def executed(name: str) -> ChapterRun:
+    """Run a chapter once per session (they are CPU-heavy); re-raise its failure if it failed."""
+    if name not in _runs:
+        try:
+            _runs[name] = run_chapter(name)
+        except Exception as exc:  # remembered so a second test on it fails the same way
+            _runs[name] = exc
+    result = _runs[name]
+    if isinstance(result, BaseException):
+        raise result
+    return result
+
+
+@pytest.mark.parametrize("name", CORE)
+def test_chapter_runs_headless_and_leaves_nothing_running(name):
+    """The chapter executes without error; no port, child process or survivor is left."""
+    run = executed(name)
+    print(f"{name}: cells {run.seconds:.1f} s, with kernel start and shutdown {run.wall:.1f} s")
+    assert not run.leftover_ports, f"still listening at the end: {run.leftover_ports}"
+    assert not run.leftover_children, f"child processes left: {run.leftover_children}"
+    assert not run.survivors, f"processes alive after kernel shutdown: {run.survivors}"
+    assert not run.orphan_ports, f"ports held after kernel shutdown: {run.orphan_ports}"
+
+
+def test_chapter_03_observes_the_seed_sequence():
+    """Chapter 03 prints the server counts it observed: 1/3 -> 0/0 -> 1/0 -> 1/3."""
+    text = executed("03_channel_subscriptions").text()
+    found = re.findall(r"^observed: (.+)$", text, re.M)
+    assert found == ["1/3 -> 0/0 -> 1/0 -> 1/3"], found
+
+
+def test_chapter_03_measures_downtime_for_both_outages():
+    """Chapter 03 prints a measured downtime for the kill and for the deploy."""
+    text = executed("03_channel_subscriptions").text()
+    for label in ("kill", "deploy"):
+        assert re.search(rf"^{label}\s+downtime \d+\.\d{{3}} s$", text, re.M), label
+
+
+def test_chapter_04_prints_the_herd_peak_reduction():
+    """Chapter 04 reports 200 default connects in one 100 ms and a lower jittered peak."""
+    text = executed("04_reconnecting_well").text()
+    found = re.search(r"(\d+) connects with the default schedule, (\d+) with full jitter", text)
+    assert found, "no peak comparison printed"
+    assert int(found[1]) == 200 and int(found[2]) < int(found[1])
+
+
+def test_runner_notices_a_server_and_a_process_left_running(tmp_path):
+    """A notebook that forgets to clean up is caught: a listening port and a child process."""
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}
+    nb.cells = [nbformat.v4.new_code_cell(
+        "from mini_server.lab import servers\n"
+        "kernel_server = await servers.start_server('leak')\n"
+        "process_server = await servers.start_process_server('leak-process')")]
+    path = tmp_path / "leaky.ipynb"
+    nbformat.write(nb, path)
+    run = run_notebook(path)
+    assert run.leftover_ports, "the in-kernel server's port was not reported"
+    assert any("process_server" in child for child in run.leftover_children)
+    assert not run.survivors, "the process server outlived its kernel"

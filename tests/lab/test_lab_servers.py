@@ -1,0 +1,186 @@
+"""Server handles: in-kernel and OS-process servers you can kill, stop and restart."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+import textwrap
+
+import pytest
+from lab_support import listening_ports, pid_gone, raw_join, reaped, wait_until
+from websockets.exceptions import ConnectionClosed
+
+from mini_server.lab import servers
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+async def _close_code(ws) -> int:
+    with pytest.raises(ConnectionClosed):
+        await asyncio.wait_for(ws.recv(), 5)
+    return ws.close_code
+
+
+async def test_kernel_server_binds_loopback_on_an_os_chosen_port(kernel_server):
+    """The in-kernel server listens on 127.0.0.1 and a non-zero OS-chosen port."""
+    assert kernel_server.url == f"ws://127.0.0.1:{kernel_server.port}/socket"
+    assert kernel_server.port != 0 and kernel_server.port in listening_ports()
+    assert (await kernel_server.state())["socket_count"] == 0
+
+
+async def test_starting_the_same_name_again_replaces_the_old_server():
+    """Re-running start_server("x") stops the previous "x" (its port stops listening)."""
+    first = await servers.start_server("replace-me")
+    second = await servers.start_server("replace-me")
+    try:
+        assert not first.running and second.running
+        assert servers.running_servers()["replace-me"] is second
+        assert first.port not in listening_ports()
+    finally:
+        await second.close()
+    assert "replace-me" not in servers.running_servers()
+
+
+async def test_kernel_kill_aborts_clients_with_1006(kernel_server):
+    """kill() drops connections without a close frame and forgets every channel."""
+    ws = await raw_join(kernel_server.url, ["room:1", "room:2"])
+    assert (await kernel_server.state())["channel_count"] == 2
+    await kernel_server.kill()
+    assert await _close_code(ws) == 1006
+    assert (await kernel_server.state())["socket_count"] == 0
+
+
+async def test_kernel_stop_closes_clients_with_1012(kernel_server):
+    """stop() is graceful: clients get close code 1012 (service restart)."""
+    ws = await raw_join(kernel_server.url, ["room:1"])
+    await kernel_server.stop()
+    assert await _close_code(ws) == 1012
+
+
+async def test_kernel_restart_reuses_the_port_with_empty_memory(kernel_server):
+    """After kill + restart the same port serves again and remembers no channel."""
+    port = kernel_server.port
+    ws = await raw_join(kernel_server.url, ["room:1"])
+    await kernel_server.kill()
+    await _close_code(ws)
+    await kernel_server.restart()
+    assert kernel_server.port == port and kernel_server.running
+    assert (await kernel_server.state())["channel_count"] == 0
+    ws2 = await raw_join(kernel_server.url, ["room:9"])
+    assert (await kernel_server.state())["topics"] == {"room:9": 1}
+    await ws2.close()
+
+
+async def test_process_state_crosses_the_process_boundary(process_server):
+    """state() of an OS-process server reports the channels a client joined there."""
+    assert process_server.pid != os.getpid()
+    ws = await raw_join(process_server.url, ["room:1", "room:2", "room:3"])
+    state = await process_server.state()
+    assert state["running"] and state["socket_count"] == 1
+    assert state["topics"] == {"room:1": 1, "room:2": 1, "room:3": 1}
+    await ws.close()
+
+
+async def test_process_kill_is_sigkill_and_leaves_no_orphan(process_server):
+    """kill() is a real SIGKILL: clients see 1006 and the child is reaped, not orphaned."""
+    ws = await raw_join(process_server.url, ["room:1"])
+    pid = process_server.pid
+    await process_server.kill()
+    assert process_server.process.returncode == -signal.SIGKILL
+    assert await _close_code(ws) == 1006
+    assert reaped(pid)  # not even a zombie
+    assert (await process_server.state())["socket_count"] == 0
+
+
+async def test_process_restart_is_a_new_process_on_the_same_port(process_server):
+    """restart() is a deploy: a new pid, the same port, no memory of old channels."""
+    port, pid = process_server.port, process_server.pid
+    ws = await raw_join(process_server.url, ["room:1"])
+    await process_server.restart()
+    assert await _close_code(ws) == 1012
+    assert process_server.port == port and process_server.pid != pid
+    assert pid_gone(pid)
+    assert (await process_server.state())["channel_count"] == 0
+    ws2 = await raw_join(process_server.url, ["room:2"])
+    assert (await process_server.state())["channel_count"] == 1
+    await ws2.close()
+
+
+async def test_process_restart_after_kill_reuses_the_port(process_server):
+    """kill -9 then restart() serves again on the same port."""
+    port = process_server.port
+    await process_server.kill()
+    await process_server.restart()
+    assert process_server.port == port and process_server.running
+    ws = await raw_join(process_server.url, ["room:1"])
+    await ws.close()
+
+
+async def test_process_server_dies_with_a_killed_parent():
+    """If the parent is killed with SIGKILL, the server process exits too (stdin watch)."""
+    script = textwrap.dedent("""
+        import asyncio, sys
+        from mini_server.lab.servers import start_process_server
+        async def main():
+            h = await start_process_server("orphan-check")
+            print(h.pid, h.port, flush=True)
+            await asyncio.Event().wait()
+        asyncio.run(main())
+    """)
+    parent = await asyncio.create_subprocess_exec(sys.executable, "-c", script, cwd=ROOT,
+                                                  stdout=asyncio.subprocess.PIPE)
+    try:
+        line = await asyncio.wait_for(parent.stdout.readline(), 30)
+        child_pid, port = map(int, line.split())
+        assert not pid_gone(child_pid)
+        parent.kill()
+        await parent.wait()
+        await wait_until(lambda: pid_gone(child_pid), timeout=5)
+        await wait_until(lambda: port not in listening_ports(), timeout=5)
+    finally:
+        if parent.returncode is None:
+            parent.kill()
+            await parent.wait()
+
+
+async def test_process_server_dies_when_the_parent_exits_without_cleanup():
+    """A parent that exits without closing its handle leaves no server process behind."""
+    script = textwrap.dedent("""
+        import asyncio
+        from mini_server.lab.servers import start_process_server
+        async def main():
+            h = await start_process_server("atexit-check")
+            print(h.pid, h.port, flush=True)
+        asyncio.run(main())
+    """)
+    parent = await asyncio.create_subprocess_exec(sys.executable, "-c", script, cwd=ROOT,
+                                                  stdout=asyncio.subprocess.PIPE)
+    out, _ = await asyncio.wait_for(parent.communicate(), 60)
+    child_pid, port = map(int, out.split())
+    await wait_until(lambda: pid_gone(child_pid), timeout=5)
+    assert port not in listening_ports()
+
+
+async def test_kernel_server_serves_a_channel_class_defined_here():
+    """A Channel subclass defined in a cell (here: a test) is served by start_server."""
+    from mini_server.server import Channel, ok, reply
+
+    class EchoChannel(Channel):
+        async def join(self, topic, payload):
+            return ok({"joined": topic})
+
+        async def handle_in(self, event, payload):
+            return reply("ok", {"echo": payload})
+
+    handle = await servers.start_server("custom", {"echo:*": EchoChannel})
+    try:
+        ws = await raw_join(handle.url, ["echo:1"])
+        await ws.send('["1","2","echo:1","say",{"x":1}]')
+        assert json.loads(await asyncio.wait_for(ws.recv(), 5))[4] == {
+            "status": "ok", "response": {"echo": {"x": 1}}}
+        await ws.close()
+    finally:
+        await handle.close()

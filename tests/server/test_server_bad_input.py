@@ -1,0 +1,174 @@
+"""Bad input: each offender gets an error reply or a clean close; everyone else is unaffected."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from conftest import TIMEOUT, Raw, reply, wait_until
+from websockets.exceptions import ConnectionClosed
+
+
+async def healthy(raw) -> Raw:
+    """A bystander joined to a channel, to prove the bad client hurt nobody."""
+    client = await raw()
+    await client.join("echo:bystander", "b1")
+    return client
+
+
+async def assert_still_fine(client: Raw) -> None:
+    """The bystander still gets heartbeat replies and channel replies."""
+    assert await client.heartbeat() == reply(None, "hb", "phoenix")
+    await client.send("b1", "p", "echo:bystander", "ping", {"ok": 1})
+    assert await client.recv() == reply("b1", "p", "echo:bystander", "ok", {"ok": 1})
+
+
+@pytest.mark.parametrize("frame", [
+    '["1","2","echo:1","ev",{}',  # truncated JSON
+    "not json at all",
+    '["1","2"]',  # too few elements, no topic to answer on
+    '["1","2",5,"ev",{}]',  # non-string topic
+    '{"topic":"echo:1"}',  # V1 shape on a V2 socket
+    "[NaN]",
+    "[" * 100_000,  # nesting deep enough to blow the recursion limit
+])
+async def test_undecodable_text_closes_with_1007(raw, frame):
+    """A frame with no usable topic and ref closes that connection with 1007."""
+    bystander = await healthy(raw)
+    bad = await raw()
+    await bad.send_raw(frame)
+    code, reason = await bad.closed()
+    assert code == 1007 and reason.startswith("invalid data")
+    await assert_still_fine(bystander)
+
+
+@pytest.mark.parametrize(("frame", "why"), [
+    ('["1","r","echo:1","ev","payload"]', "payload must be a JSON object"),
+    ('["1","r","echo:1",7,{}]', "event must be a string"),
+    ('["1","r","echo:1","ev"]', "a V2 message is a JSON array"),
+    ('[1,"r","echo:1","ev",{}]', "join_ref must be a string or null"),
+])
+async def test_invalid_message_with_topic_and_ref_gets_error_reply(raw, frame, why):
+    """When topic and ref are readable the offender gets an error reply and stays connected."""
+    bystander = await healthy(raw)
+    bad = await raw()
+    await bad.send_raw(frame)
+    got = await bad.recv()
+    assert got[:4] == [None, "r", "echo:1", "phx_reply"]
+    assert got[4]["status"] == "error" and why in got[4]["response"]["reason"]
+    assert await bad.heartbeat() == reply(None, "hb", "phoenix")
+    await assert_still_fine(bystander)
+
+
+@pytest.mark.parametrize("frame", [
+    b"",
+    b"\x00\x05",  # header cut short
+    bytes([0, 1, 1, 6, 3]) + b"67echo",  # truncated inside the topic
+    bytes([1, 1, 1, 6, 2]) + b"67echo:1ok",  # a reply kind: clients may only push
+    bytes([0, 1, 1, 2, 1]) + b"67\xff\xfeev",  # topic not UTF-8
+])
+async def test_garbage_binary_closes_with_1007(raw, frame):
+    """Truncated or foreign binary frames close the connection with 1007."""
+    bystander = await healthy(raw)
+    bad = await raw()
+    await bad.send_raw(frame)
+    assert (await bad.closed())[0] == 1007
+    await assert_still_fine(bystander)
+
+
+async def test_binary_frame_on_v1_closes_with_1003(raw):
+    """V1 has no binary frames: close 1003 (unsupported data)."""
+    bystander = await healthy(raw)
+    bad = await raw("", v1=True)
+    await bad.send_raw(bytes([0, 1, 1, 6, 3]) + b"67echo:1bin")
+    code, reason = await bad.closed()
+    assert code == 1003 and "vsn=2.0.0" in reason
+    await assert_still_fine(bystander)
+
+
+async def test_frame_over_max_frame_size_closes_with_1009(make_server, raw):
+    """A frame larger than max_frame_size closes that connection with 1009."""
+    server = await make_server(max_frame_size=1024)
+    bystander = await healthy(lambda *a, **k: raw(*a, endpoint=server, **k))
+    bad = await raw(endpoint=server)
+    await bad.send(None, "1", "phoenix", "heartbeat", {"pad": "x" * 2000})
+    assert (await bad.closed())[0] == 1009
+    await assert_still_fine(bystander)
+
+
+async def test_default_max_frame_size_is_one_mebibyte(make_server, raw):
+    """Frames up to 1 MiB pass by default; one byte over closes with 1009."""
+    server = await make_server()
+    client = await raw(endpoint=server)
+    await client.join("echo:1", "j")
+    head = json.dumps(["j", "r", "echo:1", "ping", {"p": ""}])
+    fits = head.replace('""', '"' + "x" * (1_048_576 - len(head)) + '"')
+    await client.send_raw(fits)
+    assert (await client.recv())[4]["status"] == "ok"
+    await client.send_raw(fits.replace("xx", "xxx", 1))
+    assert (await client.closed())[0] == 1009
+
+
+async def test_flooding_client_is_throttled_and_others_keep_heartbeats(raw):
+    """A client pushing 10 000 frames without reading stalls only itself."""
+    bystander = await healthy(raw)
+    flooder = await raw()
+    await flooder.join("echo:flood", "f")
+    frames = [json.dumps(["f", str(n), "echo:flood", "ping", {"n": n}]) for n in range(10_000)]
+
+    async def flood() -> None:
+        for frame in frames:
+            await flooder.send_raw(frame)
+
+    flooding = asyncio.create_task(flood())
+    try:
+        for n in range(20):  # each within TIMEOUT, while the flood is under way
+            assert await bystander.heartbeat(str(n)) == reply(None, str(n), "phoenix")
+        for n in range(10_000):  # now read: every reply arrives, in order
+            assert (await flooder.recv())[1] == str(n)
+    finally:
+        flooding.cancel()
+        await asyncio.gather(flooding, return_exceptions=True)
+
+
+async def test_client_that_never_reads_is_aborted_past_max_outgoing(make_server, raw):
+    """Broadcasts piling up for a client that does not read abort only that connection."""
+    server = await make_server(max_outgoing=50)
+    reader = await raw(endpoint=server)
+    await reader.join("echo:big", "r")
+    stuck = await raw(endpoint=server)
+    await stuck.join("echo:big", "s")
+    payload = {"blob": "x" * 65_536}
+
+    async def pump() -> None:
+        for _ in range(400):
+            await server.broadcast("echo:big", "blob", payload)
+            await reader.recv()  # the healthy subscriber keeps up
+
+    await asyncio.wait_for(pump(), 20)
+    with pytest.raises(ConnectionClosed):
+        while True:
+            await asyncio.wait_for(stuck.ws.recv(), TIMEOUT)
+    assert stuck.ws.close_code == 1006
+    await wait_until(lambda: server.snapshot()["socket_count"] == 1)
+    assert await reader.heartbeat() == reply(None, "hb", "phoenix")
+
+
+async def test_flooding_a_slow_channel_is_bounded_by_the_mailbox(make_server, raw):
+    """Pushes to a channel that falls behind stop being read at mailbox_size; none is lost."""
+    from channels import GateChannel
+
+    GateChannel.gate = asyncio.Event()
+    server = await make_server(mailbox_size=10)
+    bystander = await healthy(lambda *a, **k: raw(*a, endpoint=server, **k))
+    flooder = await raw(endpoint=server)
+    await flooder.join("gate:1", "g")
+    for n in range(3000):  # far more than the mailbox and the socket buffers absorb
+        await flooder.send("g", str(n), "gate:1", "ev", {"n": n})
+    await assert_still_fine(bystander)
+    (transport,) = [t for t in server.transports if "gate:1" in t.channels]
+    assert len(transport.channels["gate:1"].mailbox) <= 10
+    GateChannel.gate.set()
+    for n in range(3000):
+        assert await flooder.recv() == reply("g", str(n), "gate:1", "ok", {"n": n})
