@@ -133,6 +133,11 @@ class KernelServer(ServerHandle):
         """Back on the same port with fresh state."""
         await self.endpoint.restart()
 
+    async def close(self) -> None:
+        """Stop for good, leave the registry and give the port back."""
+        await super().close()
+        await self.endpoint.aclose()
+
     async def state(self) -> dict[str, Any]:
         """The endpoint's snapshot."""
         return self.snapshot()
@@ -252,7 +257,7 @@ async def _replace(name: str) -> None:
         return
     logger.info("= replacing server %r (%s)", name, old.url)
     if old.loop is asyncio.get_running_loop():
-        await old.stop()
+        await old.close()
     elif isinstance(old, ProcessServer):
         old.reap_now()  # its loop is gone (another test, a restarted loop): no await possible
     else:

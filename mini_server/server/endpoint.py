@@ -3,8 +3,13 @@
 Theory of operation
 -------------------
 ``start()`` runs websockets' ``serve()`` on ``host:port`` (port 0 lets the OS choose; the
-chosen port is kept so ``restart()`` reuses it, and asyncio sets SO_REUSEADDR so the port is
-free again at once).  Only ``GET {path}/websocket`` upgrades, checked in this order, as
+chosen port is kept so ``restart()`` reuses it).  While the endpoint is down between
+``stop()``/``kill()`` and the next ``start()`` it keeps the port **bound but not listening**:
+clients are refused (ECONNREFUSED, as from a dead server), yet no other server on the host
+(another kernel on a JupyterHub, a test asking for port 0) can take the port and receive
+our clients' reconnects.  ``start()`` listens on that same socket; ``aclose()`` releases it.
+
+Only ``GET {path}/websocket`` upgrades, checked in this order, as
 Phoenix does (PROTOCOL.md 1.3):
 
 1. another path -> HTTP 404 (websockets itself answers non-GET / non-upgrade requests);
@@ -26,6 +31,11 @@ tracked in ``self.transports`` until its handler returns.  Lifecycle:
 * ``disconnect(id)``: broadcast ``"disconnect"`` on the socket id topic, as Phoenix does;
   every socket with that id closes with **1001**.
 
+Limits (keyword arguments): ``idle_timeout`` 60 s (Phoenix's; None disables), ``max_frame_size``
+1 MiB (Phoenix has none), ``max_channels`` 100, ``mailbox_size`` 1000 client pushes waiting
+per channel, ``max_outgoing`` 10 000 unread frames per connection, ``close_timeout`` and
+``drain_timeout`` bound how long ``stop()`` waits for clients.
+
 ``stop`` and ``kill`` are idempotent.  ``snapshot()`` walks the live tables (no I/O, no
 copies of queues) so a panel can poll it ten times a second; params whose key is in
 ``secret_params`` read ``"[redacted]"``.
@@ -37,6 +47,8 @@ import asyncio
 import base64
 import inspect
 import logging
+import socket
+import weakref
 from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -95,6 +107,8 @@ class Endpoint:
         self.running = False
         self._server: Server | None = None
         self._killing = False
+        self._port_hold: socket.socket | None = None
+        self._hold_finalizer: weakref.finalize | None = None
 
     @property
     def url(self) -> str:
@@ -108,8 +122,13 @@ class Endpoint:
         if self._server is not None:
             return self
         self._killing = False
+        held = self._take_port_hold()
+        where: dict[str, Any] = {"host": self.host, "port": self.port}
+        if held is not None:
+            held.listen(100)
+            where = {"sock": held}  # asyncio now owns it and closes it with the server
         self._server = await serve(
-            self._handle, self.host, self.port,
+            self._handle, **where,
             process_request=self._process_request, select_subprotocol=_select_subprotocol,
             compression=None,  # Phoenix's websocket :compress defaults to false
             ping_interval=None,  # Phoenix sends no pings; clients heartbeat instead
@@ -126,7 +145,9 @@ class Endpoint:
         if server is None:
             return
         self.running = False
+        server.server.close()  # stop listening now (websockets' close() only schedules it)
         server.close(close_connections=False)
+        self._hold_port()
         for transport in list(self.transports):
             transport.close(CloseCode.SERVICE_RESTART, "service restart")
         waiter = asyncio.ensure_future(server.wait_closed())
@@ -147,7 +168,9 @@ class Endpoint:
             return
         self.running = False
         self._killing = True
+        server.server.close()  # stop listening now (websockets' close() only schedules it)
         server.close(close_connections=False)
+        self._hold_port()
         for transport in list(self.transports):
             transport.kill()
         await server.wait_closed()
@@ -159,6 +182,39 @@ class Endpoint:
         await self.stop()
         await self.start()
 
+    async def aclose(self) -> None:
+        """Stop if running and give the port back to the OS."""
+        await self.stop()
+        self._release_port()
+
+    def _hold_port(self) -> None:
+        # Bound without listen(): connection attempts are refused, the port stays ours.
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((self.host, self.port))
+        except OSError as exc:
+            sock.close()
+            log.warning("! could not keep port %d reserved while down: %s", self.port, exc)
+            return
+        sock.setblocking(False)
+        self._port_hold = sock
+        # An endpoint dropped while down must not leak the socket (or warn about it).
+        self._hold_finalizer = weakref.finalize(self, sock.close)
+
+    def _take_port_hold(self) -> socket.socket | None:
+        held, self._port_hold = self._port_hold, None
+        if self._hold_finalizer is not None:
+            self._hold_finalizer.detach()
+            self._hold_finalizer = None
+        return held
+
+    def _release_port(self) -> None:
+        held = self._take_port_hold()
+        if held is not None:
+            held.close()
+
     def _fresh_state(self) -> None:
         self.transports.clear()
         if self._own_pubsub:
@@ -168,7 +224,7 @@ class Endpoint:
         return await self.start()
 
     async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
+        await self.aclose()
 
     # --- operations ---------------------------------------------------------------------
 

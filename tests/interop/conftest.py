@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 from phoenix_js import PhoenixJS, missing_prerequisite
-from ports import port_outside_ephemeral_range
+from restart_ports import port_outside_ephemeral_range
 
 from mini_server.server import Endpoint
 
@@ -30,7 +30,7 @@ async def endpoint() -> AsyncIterator[Endpoint]:
 
 @pytest.fixture
 async def restartable_endpoint() -> AsyncIterator[Endpoint]:
-    """A demo mini_server on a port no other process gets while it is down (see ports.py)."""
+    """A demo mini_server on a port no other process takes while it is down (restart_ports)."""
     async with Endpoint(port=port_outside_ephemeral_range()) as server:
         yield server
 

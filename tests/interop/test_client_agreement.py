@@ -15,9 +15,9 @@ from contextlib import asynccontextmanager
 from typing import Any, Protocol
 
 from phoenix_js import FAST_TIMERS, PhoenixJS
-from ports import port_outside_ephemeral_range
+from restart_ports import port_outside_ephemeral_range
 from server_frames import ServerFrameLog
-from snapshots import wait_snapshot
+from server_snapshots import wait_snapshot
 
 from mini_server.client import Channel, ChannelState, Socket
 from mini_server.server import Endpoint

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from phoenix_js import PhoenixJS
-from snapshots import wait_snapshot
+from server_snapshots import wait_snapshot
 
 from mini_server.server import Channel, Endpoint, noreply, ok, reply
 from mini_server.server.demo import DEMO_ROUTES

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from phoenix_js import PhoenixJS
-from snapshots import joined_refs, wait_snapshot
+from server_snapshots import joined_refs, wait_snapshot
 
 from mini_server.server import Endpoint
 

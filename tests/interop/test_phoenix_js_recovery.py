@@ -6,7 +6,7 @@ from typing import Any
 
 from phoenix_js import PhoenixJS
 from server_frames import ServerFrameLog
-from snapshots import joined_refs, wait_snapshot
+from server_snapshots import joined_refs, wait_snapshot
 
 from mini_server.server import Endpoint
 

@@ -90,7 +90,7 @@ async def make_server(recorder: Any) -> AsyncIterator[Callable[..., Awaitable[En
 
     yield start
     for endpoint in endpoints:
-        await endpoint.stop()
+        await endpoint.aclose()
     await _assert_no_pending_tasks()
 
 

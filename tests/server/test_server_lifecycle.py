@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import errno
+import socket
 
 import pytest
 from conftest import TIMEOUT, reply, wait_until
@@ -89,6 +91,30 @@ async def test_restart_reuses_the_port_with_fresh_state(make_server, raw, how):
     again = await raw(endpoint=server)
     assert await again.join("echo:1", "jr2") == reply("jr2", "jr2", "echo:1",
                                                       response={"joined": "echo:1"})
+
+
+@pytest.mark.parametrize("how", ["kill", "stop"])
+async def test_port_stays_reserved_while_down(make_server, how):
+    """While down, connects are refused and no other server can take the port."""
+    server = await make_server()
+    await getattr(server, how)()
+    with pytest.raises(OSError):
+        await asyncio.wait_for(asyncio.open_connection("127.0.0.1", server.port), TIMEOUT)
+    # The port counts as in use, so the kernel never hands it to a bind(0) either.
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as intruder:
+        with pytest.raises(OSError) as taken:
+            intruder.bind(("127.0.0.1", server.port))
+    assert taken.value.errno == errno.EADDRINUSE
+
+
+async def test_aclose_gives_the_port_back(make_server):
+    """After aclose() another socket can listen on the endpoint's port."""
+    server = await make_server()
+    await server.kill()
+    await server.aclose()
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as other:
+        other.bind(("127.0.0.1", server.port))
+        other.listen()
 
 
 async def test_restart_while_running_replaces_connections(make_server, raw):

@@ -1,0 +1,172 @@
+"""Hidden tests earn their place: each catches a typical mistake the visible tests let through.
+
+For every assignment a few plausible wrong answers (one per question, so they cannot mask each
+other) are put into two notebooks and run through nbgrader's Validator:
+
+* the released exercise with the worked answers, the mistakes swapped in: no test fails
+  (learners see green);
+* the solution notebook, visible and hidden tests, the same mistakes swapped in: exactly the
+  questions with a mistake fail (the grader sees them).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from nbgrading import notebook, validate
+
+pytestmark = [pytest.mark.usefixtures("kernel_environment"), pytest.mark.timeout(300)]
+
+MARKERS = re.compile(r"^\s*### (BEGIN|END) SOLUTION\n", re.M)
+
+# assignment -> {answer cell grade_id: (the test cell it should fail, wrong answer)}
+MISTAKES: dict[str, dict[str, tuple[str, str]]] = {
+    "01_sockets_and_channels": {
+        "q3_join_and_heartbeat": ("q3_tests", '''
+def join_frame(topic, params, ref):
+    return encode_frame(ref, ref, topic, "phx_join", params)  # None stays null
+
+
+def heartbeat_frame(ref):
+    return encode_frame(None, ref, "phoenix", "heartbeat", {})
+'''),
+        "q4_join_and_ping": ("q4_tests", '''
+async def join_and_ping(url, topic, payload):
+    async with connect(url + "/websocket?vsn=2.0.0") as ws:
+        await ws.send(join_frame(topic, {}, "1"))
+        await ws.recv()  # trusts the next frame to be the join reply, ignores its status
+        await ws.send(encode_frame("1", "2", topic, "ping", payload))
+        return json.loads(await ws.recv())[4]["response"]
+'''),
+    },
+    "02_unreliable_connections": {
+        "q1_reconnects": ("q1_tests", '''
+def reconnects(close_code, phoenix_js="1.8.16", by_client=False):
+    if by_client:
+        return False
+    return phoenix_js >= "1.8.16" or close_code != 1000  # versions compared as strings
+'''),
+        "q3_detection_bounds": ("q3_tests", '''
+def detection_bounds(interval):
+    return (0.0, 2 * interval)
+'''),
+        "q4_heartbeat_monitor": ("q4_tests", '''
+async def heartbeat_monitor(ws, interval):
+    ref = 0
+    while True:
+        await asyncio.sleep(interval)
+        ref += 1
+        await ws.send(json.dumps([None, str(ref), "phoenix", "heartbeat", {}]))
+        try:
+            await asyncio.wait_for(ws.recv(), interval)  # any frame counts as a reply
+        except TimeoutError:
+            return
+'''),
+    },
+    "03_channel_subscriptions": {
+        "q1_predict_counts": ("q1_tests", '''
+def predict_counts(topics, client):
+    return [(1, topics), (0, 0), (1, 0), (1, topics)]  # the naive client too?
+'''),
+        "q2_topic_keeper": ("q2_tests", '''
+class TopicKeeper(TopicKeeper):
+    def __init__(self, url, reconnect_after=lambda tries: 0.05):
+        super().__init__(url, reconnect_after)
+        self.topics = []
+
+    async def join(self, topic, params=None):
+        self.topics.append((topic, params() if callable(params) else params))
+        return await self.send_join(topic, params)
+
+    async def on_connected(self):
+        for topic, params in self.topics:
+            await self.send_join(topic, params)
+'''),
+        "q3_reconnect_time": ("q3_tests", '''
+def reconnect_time(outage, schedule):
+    t, tries = 0.0, 0
+    while t <= outage:  # an attempt exactly at the outage's end does not count
+        tries += 1
+        t += schedule(tries)
+    return t
+'''),
+    },
+    "04_reconnecting_well": {
+        "q3_herd": ("q3_tests", '''
+def herd_connect_times(schedules, outage):
+    times = []
+    for schedule in schedules:
+        t, tries = 0.0, 0
+        while t < outage:
+            tries += 1
+            t += schedule(tries)
+        times.append(t)
+    return times  # not sorted
+
+
+def peak_per_100ms(times):
+    return max(Counter(round(t * 10) for t in times).values())  # windows centred, not aligned
+'''),
+        "q4_jittered_backoff": ("q4_tests", '''
+def jittered_backoff(tries, base=0.1, cap=5.0, rng=random):
+    return rng.uniform(0, min(cap, base * 2 ** (tries - 1)))  # overflows for huge tries
+'''),
+    },
+}
+
+
+def cell_by_id(nb: dict, grade_id: str) -> dict:
+    """The cell with that nbgrader grade_id."""
+    for cell in nb["cells"]:
+        if cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") == grade_id:
+            return cell
+    raise KeyError(grade_id)
+
+
+def with_answers(step: str, assignment: str, mistakes: dict[str, str], out: Path) -> Path:
+    """solutions/ or exercises/ notebook, answered from solutions/, mistakes swapped in."""
+    nb = json.loads(notebook(step, assignment).read_text(encoding="utf-8"))
+    worked = json.loads(notebook("solutions", assignment).read_text(encoding="utf-8"))
+    for cell in nb["cells"]:
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        if meta.get("solution"):
+            cell["source"] = MARKERS.sub("", "".join(cell_by_id(worked, meta["grade_id"])
+                                                     ["source"]))
+    for grade_id, code in mistakes.items():
+        cell = cell_by_id(nb, grade_id)
+        if grade_id == "q2_topic_keeper":  # a subclass keeps the given plumbing
+            code = "".join(cell["source"]) + "\n\n" + code
+        cell["source"] = code.strip("\n")
+    path = out / f"{assignment}.ipynb"
+    path.write_text(json.dumps(nb), encoding="utf-8")
+    return path
+
+
+def failing_tests(path: Path, nb_source: Path) -> set[str]:
+    """grade_ids of the test cells the Validator reports as failing."""
+    results = validate(path)
+    assert "changed" not in results, results["changed"]
+    nb = json.loads(nb_source.read_text(encoding="utf-8"))
+    firsts = {"".join(c["source"]).strip().splitlines()[0]: c["metadata"]["nbgrader"]["grade_id"]
+              for c in nb["cells"] if c.get("metadata", {}).get("nbgrader", {}).get("grade")}
+    return {firsts[f["source"].strip().splitlines()[0]] for f in results.get("failed", [])}
+
+
+@pytest.mark.parametrize("assignment", sorted(MISTAKES))
+def test_visible_tests_let_the_mistakes_through(assignment, tmp_path):
+    """With the mistakes in the released exercise every visible test still passes."""
+    mistakes = {k: code for k, (_, code) in MISTAKES[assignment].items()}
+    path = with_answers("exercises", assignment, mistakes, tmp_path)
+    assert failing_tests(path, path) == set()
+
+
+@pytest.mark.parametrize("assignment", sorted(MISTAKES))
+def test_hidden_tests_catch_every_mistake(assignment, tmp_path):
+    """With the hidden tests, exactly the questions holding a mistake fail."""
+    mistakes = {k: code for k, (_, code) in MISTAKES[assignment].items()}
+    path = with_answers("solutions", assignment, mistakes, tmp_path)
+    expected = {test for test, _ in MISTAKES[assignment].values()}
+    assert failing_tests(path, path) == expected
