@@ -23,11 +23,10 @@ function that returns a coroutine instead of awaiting it is reported as a forgot
 
 The other helpers are small: :func:`quiet_logs` keeps server warnings out of stderr
 (nbgrader scores a test cell that wrote to stderr zero), :func:`wait_until` polls a
-condition (a server snapshot) with a deadline, :func:`free_port` asks the OS for a port,
-:class:`RawClient` speaks V2 frames over a plain websocket, ChannelTest style (``join``,
-``push``, ``assert_reply``, ``assert_push``), so a test can see exactly what the server
-sends.  Servers and the chaos proxy are used directly: ``async with Endpoint() as server`` and
-``async with ChaosProxy(server) as proxy`` both clean up after themselves.
+condition (a server snapshot) with a deadline, and :class:`RawClient` speaks V2 frames over
+a plain websocket, ChannelTest style (``join``, ``push``, ``assert_reply``, ``assert_push``,
+``assert_broadcast``).  Servers and the chaos proxy need no helper: ``async with Endpoint()``
+and ``async with ChaosProxy(server)`` both clean up after themselves.
 """
 
 from __future__ import annotations
@@ -38,7 +37,6 @@ import ctypes
 import inspect
 import json
 import logging
-import socket
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -54,7 +52,7 @@ from mini_server.protocol import (
     V2JSONSerializer,
 )
 
-__all__ = ["LearnerTimeout", "RawClient", "free_port", "quiet_logs", "run_async", "wait_until"]
+__all__ = ["LearnerTimeout", "RawClient", "quiet_logs", "run_async", "wait_until"]
 
 logger = logging.getLogger(__name__)
 
@@ -205,13 +203,6 @@ async def wait_until(predicate: Callable[[], bool], timeout: float,  # noqa: ASY
         await asyncio.sleep(interval)
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago (prefer binding port 0 directly)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 class RawClient:
     """A websocket speaking V2 frames, ChannelTest style; every frame read is kept in ``seen``."""
 
@@ -296,6 +287,14 @@ class RawClient:
         assert got == status, (f"reply to ref {ref} has status {got!r}, expected {status!r}: "
                                f"{json.dumps(message.payload.get('response'))}")
         return message.payload.get("response")
+
+    async def assert_broadcast(self, event: str,
+                               timeout: float = 3.0) -> Any:  # noqa: ASYNC109
+        """Wait for a fastlane broadcast named ``event`` (join_ref and ref null); its payload."""
+        message = await self.expect(
+            lambda m: m.event == event and m.join_ref is None and m.ref is None,
+            f"a broadcast {event!r} (join_ref and ref null)", timeout)
+        return message.payload
 
     async def assert_push(self, event: str,
                           timeout: float = 3.0) -> Any:  # noqa: ASYNC109

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from mini_server.server import Endpoint
-from mini_server.testing import LearnerTimeout, RawClient, free_port, run_async, wait_until
+from mini_server.testing import LearnerTimeout, RawClient, run_async, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 LIMIT = 0.5  # the timeout given to learner code in these tests
@@ -170,12 +170,6 @@ async def test_wait_until_returns_once_the_condition_holds():
     await wait_until(flag.is_set, 2.0, "never set")
 
 
-def test_free_port_is_bindable():
-    """free_port returns a port that can be bound on 127.0.0.1."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", free_port()))
-
-
 async def test_raw_client_joins_pushes_and_sees_broadcasts():
     """RawClient: join ok, ping reply by ref, a new_msg broadcast arrives as a push."""
     async with Endpoint() as server, await RawClient.connect(server.url) as client:
@@ -185,6 +179,17 @@ async def test_raw_client_joins_pushes_and_sees_broadcasts():
         ref = await client.push("room:1", "new_msg", {"body": "hi"})
         assert await client.assert_push("new_msg") == {"body": "hi"}
         assert await client.assert_reply(ref, "ok") == {}
+
+
+async def test_raw_client_assert_broadcast_skips_pushes_with_a_join_ref():
+    """assert_broadcast waits for the null-ref fastlane frame; other frames stay readable."""
+    async with Endpoint() as server, await RawClient.connect(server.url) as client:
+        await client.join("room:1")
+        ref = await client.push("room:1", "new_msg", {"body": "all"})
+        assert await client.assert_broadcast("new_msg") == {"body": "all"}
+        assert await client.assert_reply(ref, "ok") == {}
+        with pytest.raises(AssertionError, match="a broadcast 'other'"):
+            await client.assert_broadcast("other", timeout=0.2)
 
 
 async def test_raw_client_assert_reply_names_the_unexpected_status():
