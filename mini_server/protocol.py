@@ -5,7 +5,7 @@ Theory of operation
 Every frame on a Phoenix socket is one logical message with five fields:
 ``join_ref, ref, topic, event, payload``.  Two serializers put that message on the wire:
 
-* **V1** (``vsn`` missing or ``1.x``): a JSON object.  The server never writes ``join_ref``.
+* **V1** (``vsn`` missing or ``1.0.x``): a JSON object.  The server never writes ``join_ref``.
 * **V2** (``vsn=2.0.0``, what phoenix.js speaks): a JSON array of exactly five elements,
   plus binary frames whose first byte says what they are (0 push, 1 reply, 2 broadcast).
 

@@ -13,8 +13,8 @@ connection die.  mini_server answers instead, and says why:
 
 Limits enforced elsewhere, listed here so the whole policy is in one place: a frame over
 ``max_frame_size`` makes websockets close with **1009** (message too big); a silent client
-is closed after ``idle_timeout`` with **1002** "idle timeout" (what Bandit, Phoenix's
-default adapter, sends; phoenix.js reconnects on it); a client that leaves more than
+is closed after ``idle_timeout`` with **1002** "idle timeout" (what Bandit, the adapter
+``mix phx.new`` sets up, sends; phoenix.js reconnects on it); a client that leaves more than
 ``max_outgoing`` frames unread is aborted (a close frame would wait behind the same unread
 bytes).  A close reason is cut to the 123 bytes a close frame can carry.
 """

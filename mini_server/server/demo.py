@@ -6,7 +6,7 @@ Theory of operation
 it produces can be predicted by a learner:
 
 * join: ok ``{}``; a join payload ``{"reject": true}`` is refused with
-  ``{"reason": "unauthorized"}`` (chapter 02 uses it to show join retries);
+  ``{"reason": "unauthorized"}`` (chapter 04 uses it to show join retries);
 * ``new_msg {"body": X}``: broadcast ``new_msg {"body": X}`` to every subscriber of the topic
   (the sender included), then reply ok ``{}``: the sender sees the broadcast first;
 * ``ping P``: reply ok ``P``.

@@ -45,12 +45,8 @@ def no_asyncio_errors():
 @pytest.fixture
 async def endpoint() -> AsyncIterator[Endpoint]:
     """The demo Endpoint ("room:*") on 127.0.0.1 and a free port, stopped afterwards."""
-    server = Endpoint()
-    await server.start()
-    try:
+    async with Endpoint() as server:  # aclose() on exit gives the port back
         yield server
-    finally:
-        await server.stop()
 
 
 @pytest.fixture

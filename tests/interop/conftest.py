@@ -19,13 +19,8 @@ from mini_server.server import Endpoint
 @pytest.fixture
 async def endpoint() -> AsyncIterator[Endpoint]:
     """A demo mini_server on 127.0.0.1 and an OS-chosen port, stopped afterwards."""
-    server = Endpoint()
-    await server.start()
-    try:
+    async with Endpoint() as server:  # aclose() on exit gives the port back
         yield server
-    finally:
-        if server.running:
-            await server.stop()
 
 
 @pytest.fixture
