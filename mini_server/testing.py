@@ -193,13 +193,17 @@ def quiet_logs(*names: str) -> None:
             log.addHandler(logging.NullHandler())
 
 
-async def wait_until(predicate: Callable[[], bool], timeout: float,  # noqa: ASYNC109
-                     message: str, interval: float = 0.01) -> None:
-    """Poll ``predicate`` until true; after ``timeout`` s fail with ``message``."""
+async def wait_until(predicate: Callable[[], object], timeout: float = 5.0,  # noqa: ASYNC109
+                     message: str | None = None, interval: float = 0.01) -> None:
+    """Poll ``predicate`` until true; after ``timeout`` s fail with ``message``.
+
+    For conditions nothing signals: the server's ``snapshot()``, another process, the OS.
+    Wait for client events with :class:`mini_server.client.EventLog` instead.
+    """
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() >= deadline:
-            raise AssertionError(message)
+            raise AssertionError(message or f"timed out after {timeout} s waiting for {predicate}")
         await asyncio.sleep(interval)
 
 

@@ -9,7 +9,7 @@ deliberately wrong client chapter 03 takes apart.  Every step is on the event st
 
 from ..protocol import reconnect_after, rejoin_after
 from .channel import Channel
-from .events import PREFIXES, ClientEvent
+from .events import PREFIXES, ClientEvent, EventLog
 from .naive import NaiveSocket
 from .push import Push, PushTimeout, Reply
 from .socket import Socket
@@ -18,7 +18,8 @@ from .timer import Timer
 from .transport import WebSocketTransport, endpoint_url
 
 __all__ = [
-    "PREFIXES", "TRANSITIONS", "Channel", "ChannelState", "ClientEvent", "IllegalTransition",
+    "PREFIXES", "TRANSITIONS", "Channel", "ChannelState", "ClientEvent", "EventLog",
+    "IllegalTransition",
     "NaiveSocket", "Push", "PushTimeout", "Reply", "Socket", "Timer", "WebSocketTransport",
     "draw", "endpoint_url", "reconnect_after", "rejoin_after",
 ]

@@ -19,6 +19,9 @@ times.
 User callbacks never kill the client: :meth:`EventStream.guard` runs one, and if it raises,
 the exception is logged with ``!`` and surfaced as a ``callback_error`` event.  A subscriber
 that raises is reported the same way (but not to itself, to avoid a loop).
+
+:class:`EventLog` keeps a socket's events in a list and lets a notebook or a test await the
+first one that matches, instead of sleeping and hoping.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["PREFIXES", "ClientEvent", "EventStream", "adapt", "describe"]
+__all__ = ["PREFIXES", "ClientEvent", "EventLog", "EventStream", "adapt", "describe"]
 
 logger = logging.getLogger(__name__)
 
@@ -165,3 +168,63 @@ def adapt(callback: Callable[..., object], max_args: int) -> Callable[..., objec
 def describe(msg: Any) -> str:
     """One log line for a Message: ``topic event (join_ref, ref) payload``."""
     return f"{msg.topic} {msg.event} ({msg.join_ref}, {msg.ref}) {msg.payload!r}"
+
+
+class EventLog:
+    """Every ClientEvent of a socket, in order, with an awaitable search (no sleeps)."""
+
+    def __init__(self, *sockets: Any) -> None:
+        self.events: list[ClientEvent] = []
+        self._new = asyncio.Event()
+        for socket in sockets:
+            self.watch(socket)
+
+    def watch(self, socket: Any) -> None:
+        """Record ``socket``'s events too (one log can follow several sockets)."""
+        socket.on_event(self._on_event)
+
+    def _on_event(self, event: ClientEvent) -> None:
+        self.events.append(event)
+        self._new.set()
+
+    def __len__(self) -> int:
+        return len(self.events)
+
+    def of(self, kind: str, **data: Any) -> list[ClientEvent]:
+        """Events of ``kind`` whose data contains every given key/value."""
+        return [e for e in self.events if e.kind == kind
+                and all(e.data.get(k) == v for k, v in data.items())]
+
+    def sent(self, event: str | None = None, since: int = 0) -> list[Any]:
+        """Messages the client put on the wire (heartbeats included), optionally one event."""
+        return [e.data["message"] for e in self.events[since:] if e.kind == "sent"
+                and (event is None or e.data["message"].event == event)]
+
+    async def wait(self, predicate: Callable[[ClientEvent], bool],
+                   timeout: float = 3.0, since: int = 0) -> ClientEvent:  # noqa: ASYNC109
+        """The first event at index >= ``since`` matching ``predicate`` (waits for it)."""
+        async def scan() -> ClientEvent:
+            i = since
+            while True:
+                while i < len(self.events):
+                    if predicate(self.events[i]):
+                        return self.events[i]
+                    i += 1
+                self._new.clear()
+                await self._new.wait()
+        return await asyncio.wait_for(scan(), timeout)
+
+    async def until(self, condition: Callable[[], object],
+                    timeout: float = 3.0) -> None:  # noqa: ASYNC109
+        """Wait until ``condition()`` holds, checking it now and after every new event."""
+        async def check() -> None:
+            while not condition():
+                self._new.clear()
+                await self._new.wait()
+        await asyncio.wait_for(check(), timeout)
+
+    async def wait_kind(self, kind: str, timeout: float = 3.0,  # noqa: ASYNC109
+                        since: int = 0, **data: Any) -> ClientEvent:
+        """The first event of ``kind`` (with matching data) at index >= ``since``."""
+        return await self.wait(lambda e: e.kind == kind and all(
+            e.data.get(k) == v for k, v in data.items()), timeout, since)

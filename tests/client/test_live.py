@@ -91,7 +91,8 @@ async def test_disconnect_then_connect_rejoins_the_errored_channels(endpoint, so
     sock.disconnect()
     await sock.wait_closed(3)
     assert [ch.state for ch in channels] == [ChannelState.ERRORED] * 3
-    await until(lambda: endpoint.snapshot()["socket_count"] == 0, what="server to drop the socket")
+    await until(lambda: endpoint.snapshot()["socket_count"] == 0,
+                message="server to drop the socket")
     assert log.of("reconnect_scheduled") == []
     sock.connect()
     for ch in channels:

@@ -1,24 +1,12 @@
-"""Helpers for the lab tests: condition waits, process and port checks, a raw V2 client."""
+"""Helpers for the lab tests: process and port checks, a raw V2 client."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import os
-from collections.abc import Callable
 
 from websockets.asyncio.client import connect
-
-
-async def wait_until(predicate: Callable[[], object], timeout: float = 5.0,  # noqa: ASYNC109
-                     poll: float = 0.02) -> None:
-    """Wait for a condition nobody can signal (another process, the OS); fail on timeout."""
-    async def satisfied():
-        # Polling, because the OS sends no event when a process or a listener disappears.
-        while not predicate():  # noqa: ASYNC110
-            await asyncio.sleep(poll)
-
-    await asyncio.wait_for(satisfied(), timeout)
 
 
 def pid_gone(pid: int) -> bool:

@@ -8,7 +8,9 @@ import os
 import nbformat
 import pytest
 from kernel_support import Kernel, widget_update
-from lab_support import pid_gone, wait_until
+from lab_support import pid_gone
+
+from mini_server.testing import wait_until
 
 NOTEBOOK = os.path.join(os.path.dirname(__file__), "notebooks", "panel_click.ipynb")
 

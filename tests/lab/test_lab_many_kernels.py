@@ -9,7 +9,9 @@ import textwrap
 
 import pytest
 from kernel_support import Kernel
-from lab_support import listening_ports, pid_gone, wait_until
+from lab_support import listening_ports, pid_gone
+
+from mini_server.testing import wait_until
 
 KERNELS = 20
 PROCESS_EVERY = 4  # every fourth kernel runs its server as a child OS process

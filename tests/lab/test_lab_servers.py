@@ -10,10 +10,11 @@ import sys
 import textwrap
 
 import pytest
-from lab_support import listening_ports, pid_gone, raw_join, reaped, wait_until
+from lab_support import listening_ports, pid_gone, raw_join, reaped
 from websockets.exceptions import ConnectionClosed
 
 from mini_server.lab import servers
+from mini_server.testing import wait_until
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

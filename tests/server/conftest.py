@@ -7,67 +7,15 @@ that no task is left pending (a leaked transport, writer or channel task fails t
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
 from channels import ROUTES, Recorder
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
+from raw_client import TIMEOUT, Raw
+from websockets.asyncio.client import connect
 
 from mini_server.server import Endpoint
-
-TIMEOUT = 3.0  # generous: the machine is shared
-
-
-class Raw:
-    """A raw client: send frames as Python lists, receive them decoded."""
-
-    def __init__(self, ws: ClientConnection, v1: bool = False) -> None:
-        self.ws, self.v1 = ws, v1
-
-    async def send(self, *frame: Any) -> None:
-        """Send one V2 frame given as its five elements (or one V1 dict)."""
-        value = frame[0] if self.v1 else list(frame)
-        await self.ws.send(json.dumps(value))
-
-    async def send_raw(self, data: str | bytes) -> None:
-        """Send text or binary exactly as given."""
-        await self.ws.send(data)
-
-    async def recv(self, within: float = TIMEOUT) -> Any:
-        """The next frame: JSON decoded for text, bytes for binary."""
-        data = await asyncio.wait_for(self.ws.recv(), within)
-        return json.loads(data) if isinstance(data, str) else data
-
-    async def join(self, topic: str, join_ref: str, payload: dict | None = None) -> Any:
-        """Join and return the reply frame."""
-        await self.send(join_ref, join_ref, topic, "phx_join", payload or {})
-        return await self.recv()
-
-    async def heartbeat(self, ref: str = "hb") -> Any:
-        """Send a heartbeat and return the next frame (a barrier for the transport)."""
-        await self.send(None, ref, "phoenix", "heartbeat", {})
-        return await self.recv()
-
-    async def closed(self, within: float = TIMEOUT) -> tuple[int | None, str | None]:
-        """Wait for the connection to close; returns (code, reason) as the client saw them."""
-        async def drain() -> None:
-            try:
-                while True:
-                    await self.ws.recv()
-            except ConnectionClosed:
-                pass
-
-        await asyncio.wait_for(drain(), within)
-        return self.ws.close_code, self.ws.close_reason
-
-
-def reply(join_ref: Any, ref: Any, topic: str, status: str = "ok", response: Any = None) -> list:
-    """The expected phx_reply frame."""
-    return [join_ref, ref, topic, "phx_reply",
-            {"status": status, "response": {} if response is None else response}]
 
 
 @pytest.fixture
@@ -117,16 +65,6 @@ async def raw(server: Endpoint) -> AsyncIterator[Callable[..., Awaitable[Raw]]]:
     yield open_client
     for client in clients:
         await client.ws.close()
-
-
-async def wait_until(predicate: Callable[[], bool], within: float = TIMEOUT) -> None:
-    """Wait for a condition on server state (checked every 10 ms) or fail after ``within``."""
-    async def poll() -> None:
-        # snapshot() is the server's public view and has no change event: poll it.
-        while not predicate():  # noqa: ASYNC110
-            await asyncio.sleep(0.01)
-
-    await asyncio.wait_for(poll(), within)
 
 
 async def _assert_no_pending_tasks() -> None:

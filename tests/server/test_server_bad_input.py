@@ -6,8 +6,10 @@ import asyncio
 import json
 
 import pytest
-from conftest import TIMEOUT, Raw, reply, wait_until
+from raw_client import TIMEOUT, Raw, reply
 from websockets.exceptions import ConnectionClosed
+
+from mini_server.testing import wait_until
 
 
 async def healthy(raw) -> Raw:

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import TIMEOUT, Raw, reply
+from raw_client import TIMEOUT, Raw, reply
 from websockets.asyncio.client import connect
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -6,7 +6,7 @@ import asyncio
 import json
 import random
 
-from conftest import TIMEOUT, Raw, reply
+from raw_client import TIMEOUT, Raw, reply
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 

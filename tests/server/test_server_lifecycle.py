@@ -8,11 +8,12 @@ import errno
 import socket
 
 import pytest
-from conftest import TIMEOUT, reply, wait_until
+from raw_client import TIMEOUT, reply
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosedError, InvalidStatus
 
 from mini_server.server import Endpoint
+from mini_server.testing import wait_until
 
 
 def user_socket(params, connect_info):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from conftest import TIMEOUT, reply
+from raw_client import TIMEOUT, reply
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
