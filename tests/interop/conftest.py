@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator
 
 import pytest
 from phoenix_js import PhoenixJS, missing_prerequisite
-from restart_ports import port_outside_ephemeral_range
 
 from mini_server.server import Endpoint
 
@@ -25,8 +24,8 @@ async def endpoint() -> AsyncIterator[Endpoint]:
 
 @pytest.fixture
 async def restartable_endpoint() -> AsyncIterator[Endpoint]:
-    """A demo mini_server on a port no other process takes while it is down (restart_ports)."""
-    async with Endpoint(port=port_outside_ephemeral_range()) as server:
+    """A demo mini_server on a free port; the Endpoint keeps the port while it is down."""
+    async with Endpoint(port=0) as server:
         yield server
 
 

@@ -15,7 +15,6 @@ from contextlib import asynccontextmanager
 from typing import Any, Protocol
 
 from phoenix_js import FAST_TIMERS, PhoenixJS
-from restart_ports import port_outside_ephemeral_range
 from server_frames import ServerFrameLog
 from server_snapshots import wait_snapshot
 
@@ -160,7 +159,7 @@ class PythonClient:
 async def play_outage(client: ScriptedClient) -> list[tuple[Any, ...]]:
     """Run the outage script against a fresh server; return what the server received."""
     with ServerFrameLog() as received:
-        async with Endpoint(port=port_outside_ephemeral_range()) as endpoint:
+        async with Endpoint(port=0) as endpoint:
             await client.connect(endpoint.url)
             for topic in TOPICS:
                 await client.join(topic)
