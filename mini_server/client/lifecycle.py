@@ -30,7 +30,16 @@ import asyncio
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ..protocol import HEARTBEAT, PHOENIX_TOPIC, PHX_ERROR, CloseCode, Frame, Message, ProtocolError
+from ..protocol import (
+    DEFAULT_TIMEOUT,
+    HEARTBEAT,
+    PHOENIX_TOPIC,
+    PHX_ERROR,
+    CloseCode,
+    Frame,
+    Message,
+    ProtocolError,
+)
 from .events import EventStream, describe
 from .timer import Timer, running_loop
 from .transport import Connection, ReadyState
@@ -71,7 +80,10 @@ class ConnectionLifecycle:
         self.close_was_clean = False
         self.reconnect_timer.cancel()  # keeps tries: they reset only once a connection opens
         url = self.endpoint_url()
-        transport = self.transport(url, open_timeout=self.timeout)
+        # phoenix.js sets no handshake timeout (a browser WebSocket has none). We bound it so a
+        # connect into a black hole cannot hang forever, but never below Phoenix's 10 s: with
+        # short teaching timers a loaded server must not be abandoned mid-handshake.
+        transport = self.transport(url, open_timeout=max(self.timeout, DEFAULT_TIMEOUT))
         self._transports = [t for t in self._transports if not t.done]
         self._transports.append(transport)
         self.connection = Connection(self, transport)

@@ -79,6 +79,7 @@ class WebSocketTransport:
         self._ws: Any = None
         self._outbox: asyncio.Queue[Frame | tuple[int | None, str]] = asyncio.Queue()
         self._task = asyncio.get_running_loop().create_task(self._run(), name=f"ws {url}")
+        self._task.add_done_callback(self._on_task_done)
 
     @property
     def ready_state(self) -> ReadyState:
@@ -118,8 +119,8 @@ class WebSocketTransport:
             self._task.cancel()
 
     async def wait_closed(self) -> None:
-        """Return once the transport's tasks have finished."""
-        await asyncio.shield(self._task)
+        """Return once the transport's tasks have finished (never raises their outcome)."""
+        await asyncio.wait({self._task})
 
     @property
     def done(self) -> bool:
@@ -181,6 +182,13 @@ class WebSocketTransport:
                 await ws.send(item)
             except ConnectionClosed:
                 return
+
+    def _on_task_done(self, _task: asyncio.Task[None]) -> None:
+        # A task cancelled before its first step (close() or abort() in the same loop
+        # iteration as the constructor) never ran _run, so nothing reported the close; a
+        # browser always fires onclose (1006) after close() on a connecting WebSocket.
+        if self._state != ReadyState.CLOSED:
+            self._finish(None, CloseCode.ABNORMAL, "")
 
     def _finish(self, exc: BaseException | None, code: int, reason: str) -> None:
         self._state = ReadyState.CLOSED
