@@ -8,7 +8,9 @@ A :class:`Timeline` samples two views of the same truth:
   It samples on every client event (``socket.on_event``) and on a short interval, so a dip
   of a few milliseconds is still seen at the time it happened.
 * **server**: ``channel_count`` and ``socket_count`` from the server's snapshot (a server
-  handle's ``state()`` or an Endpoint's ``snapshot()``), polled on the interval.
+  handle's ``state()`` or an Endpoint's ``snapshot()``), polled on the interval and, when
+  the server lives in this kernel (a synchronous ``snapshot()``), read again at every client
+  event, so a restart shorter than the interval still shows as a dip on the server line.
 
 An :class:`Outage` is marked when a chapter breaks something (``timeline.outage("kill")``);
 it expects as many joined channels as there were at that moment.  It *dips* at the first
@@ -177,6 +179,10 @@ class Timeline:
         return self._clients() if callable(self._clients) else self._clients
 
     def _sample_client(self) -> None:
+        snapshot = getattr(self.server, "snapshot", None)
+        if callable(snapshot):  # in-kernel server: cheap and synchronous, read it now
+            state = snapshot()
+            self._server_counts = (state.get("channel_count"), state.get("socket_count"))
         channels, sockets = self._server_counts
         sample = Sample(self.now(), joined_channels(self._clients_now()), channels, sockets)
         self.samples.append(sample)

@@ -240,7 +240,9 @@ class Endpoint:
 
     def snapshot(self) -> dict[str, Any]:
         """Live state for panels and tests, secrets redacted."""
-        sockets = [t.describe(self._redact) for t in list(self.transports)]
+        # A killed connection is gone the moment kill() aborts it (a dead process keeps no
+        # memory), even if its handler has not finished unwinding yet.
+        sockets = [t.describe(self._redact) for t in list(self.transports) if not t.killed]
         topics: dict[str, int] = {}
         for sock in sockets:
             for ch in sock["channels"]:

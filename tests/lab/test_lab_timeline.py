@@ -127,3 +127,33 @@ async def test_measures_the_seed_scenario_against_a_real_server():
         sock.disconnect()
         await sock.wait_closed(5)
         await server.close()
+
+
+async def test_a_restart_shorter_than_the_interval_still_dips_the_server_line():
+    """An in-kernel server is read at every client event, so a quick deploy shows 0 channels."""
+    from mini_server.client import Socket
+    from mini_server.lab import servers, timing
+
+    server = await servers.start_server("timeline-deploy")
+    sock = Socket(server.url, **timing.FAST.socket_options())
+    try:
+        sock.connect()
+        await sock.wait_open(5)
+        channels = [sock.channel(f"room:{i}") for i in range(3)]
+        for ch in channels:
+            ch.join()
+        for ch in channels:
+            await ch.wait_state("joined", 5)
+        # An interval far longer than the test: only event-driven samples can see the dip.
+        async with Timeline([sock], server, interval=60) as tl:
+            outage = tl.outage("deploy")
+            await server.restart()
+            tl.restored(outage)
+            await tl.wait_recovered(outage, timeout=5)
+            await tl.wait_until(lambda s: s.server_channels == 3, timeout=5)
+        during = [s.server_channels for s in tl.samples if s.t >= outage.start]
+        assert 0 in during, f"server line never dipped: {during}"
+    finally:
+        sock.disconnect()
+        await sock.wait_closed(5)
+        await server.close()

@@ -108,6 +108,18 @@ async def test_port_stays_reserved_while_down(make_server, how):
     assert taken.value.errno == errno.EADDRINUSE
 
 
+async def test_snapshot_forgets_killed_connections_at_once(make_server, raw):
+    """From the moment kill() aborts them, snapshot() shows no sockets and no channels."""
+    server = await make_server()
+    client = await raw(endpoint=server)
+    await client.join("echo:1", "jr")
+    killing = asyncio.create_task(server.kill())
+    await asyncio.sleep(0)  # kill() has aborted the connections; handlers still unwinding
+    snap = server.snapshot()
+    await killing
+    assert (snap["socket_count"], snap["channel_count"]) == (0, 0)
+
+
 async def test_aclose_gives_the_port_back(make_server):
     """After aclose() another socket can listen on the endpoint's port."""
     server = await make_server()
