@@ -7,8 +7,9 @@ server" can be a real ``kill -9`` and "deploy" a real new process.  It starts an
 :class:`~mini_server.server.Endpoint` with the demo routes, plus a second, loopback-only
 HTTP listener answering ``GET /state`` with the endpoint's ``snapshot()`` as JSON: the
 parent reads server state across the process boundary without a debugger or shared memory.
-Both listeners bind 127.0.0.1; port 0 lets the OS choose.  One line goes to stdout once
-both listen (the parent parses it); logs go to stderr.
+Both listeners bind 127.0.0.1; port 0 lets the OS choose.  On a restart the parent passes
+``--fd``: the socket it kept bound to the port while no process served it.  One line goes
+to stdout once both listen (the parent parses it); logs go to stderr.
 
 Lifetime:
 
@@ -28,6 +29,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import sys
 
 from mini_server.server import Endpoint
@@ -70,6 +72,8 @@ async def main(args: argparse.Namespace) -> int:
     options = {"answer_heartbeats": not args.drop_heartbeats}
     if args.idle_timeout is not None:
         options["idle_timeout"] = args.idle_timeout
+    if args.fd is not None:  # the parent kept our port bound while no process served it
+        options["sock"] = socket.socket(fileno=args.fd)
     endpoint = await Endpoint(None, host=args.host, port=args.port, **options).start()
     state_server = await asyncio.start_server(
         lambda r, w: _serve_state(endpoint, r, w), "127.0.0.1", args.state_port)
@@ -103,6 +107,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0: a free port chosen by the OS")
     parser.add_argument("--state-port", type=int, default=0)
+    parser.add_argument("--fd", type=int, default=None,
+                        help="an inherited socket already bound to the port: listen on it")
     parser.add_argument("--idle-timeout", type=float, default=None)
     parser.add_argument("--drop-heartbeats", action="store_true",
                         help="never answer heartbeats (simulates a server bug)")

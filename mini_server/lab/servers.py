@@ -31,12 +31,14 @@ import logging
 import os
 import re
 import signal
+import socket
 import sys
 import weakref
 from collections.abc import Mapping
 from typing import Any
 
 from mini_server.server import Channel, Endpoint
+from mini_server.server.endpoint import reserve_port
 
 logger = logging.getLogger(__name__)
 
@@ -160,6 +162,7 @@ class ProcessServer(ServerHandle):
         self.process: asyncio.subprocess.Process | None = None
         self.state_url = ""
         self._state_port = 0
+        self._port_hold: socket.socket | None = None  # our port while no child serves it
 
     @property
     def pid(self) -> int | None:
@@ -181,9 +184,17 @@ class ProcessServer(ServerHandle):
             args += ["--idle-timeout", str(self.idle_timeout)]
         if self.drop_heartbeats:
             args.append("--drop-heartbeats")
+        held, self._port_hold = self._port_hold, None
+        if held is not None:  # the new child listens on the very socket that kept the port
+            args += ["--fd", str(held.fileno())]
         self.state_url, self._state_port = "", 0  # until the new child says where it listens
-        self.process = await asyncio.create_subprocess_exec(
-            *args, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
+        try:
+            self.process = await asyncio.create_subprocess_exec(
+                *args, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+                pass_fds=() if held is None else (held.fileno(),))
+        finally:
+            if held is not None:
+                held.close()  # the child has its own copy now
         _spawned.add(self)
         try:
             line = await asyncio.wait_for(self.process.stdout.readline(), START_TIMEOUT)
@@ -207,6 +218,20 @@ class ProcessServer(ServerHandle):
                 self.process.kill()
             await self.process.wait()
             logger.info("x %s: killed pid %s", self.name, self.pid)
+            self._hold_port()
+
+    def _hold_port(self) -> None:
+        # While down, keep the port bound (not listening) so no other server on the host,
+        # another learner's kernel say, is handed it and receives our clients' reconnects.
+        if self.port and self._port_hold is None:
+            self._port_hold = reserve_port("127.0.0.1", self.port)
+
+    async def close(self) -> None:
+        """Stop for good, leave the registry and give the port back."""
+        await super().close()
+        held, self._port_hold = self._port_hold, None
+        if held is not None:
+            held.close()
 
     async def stop(self) -> None:
         """SIGTERM (graceful 1012); SIGKILL if it takes longer than STOP_TIMEOUT."""
@@ -219,6 +244,7 @@ class ProcessServer(ServerHandle):
         except TimeoutError:
             logger.warning("- %s: pid %s ignored SIGTERM; killing", self.name, self.pid)
             await self.kill()
+        self._hold_port()
 
     async def restart(self) -> None:
         """A deploy: stop the process, start a new one on the same port."""

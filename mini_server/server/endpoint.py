@@ -8,6 +8,8 @@ chosen port is kept so ``restart()`` reuses it).  While the endpoint is down bet
 clients are refused (ECONNREFUSED, as from a dead server), yet no other server on the host
 (another kernel on a JupyterHub, a test asking for port 0) can take the port and receive
 our clients' reconnects.  ``start()`` listens on that same socket; ``aclose()`` releases it.
+``sock=`` hands the endpoint such a bound socket to start on (the lab's process server gets
+its port this way across a restart).
 
 Only ``GET {path}/websocket`` upgrades, checked in this order, as
 Phoenix does (PROTOCOL.md 1.3):
@@ -75,6 +77,26 @@ AUTH_TOKEN_PREFIX = "base64url.bearer.phx."  # phoenix.js authToken subprotocol
 ConnectHook = Callable[[dict[str, Any], dict[str, Any]], Any]
 
 
+def reserve_port(host: str, port: int) -> socket.socket | None:
+    """A socket bound to host:port but not listening: connects are refused, the port is ours.
+
+    The kernel treats the port as in use, so no ``bind(0)`` elsewhere is handed it; a later
+    ``listen()`` on this very socket (here, or in a child process it is passed to) serves
+    on it again.  None (and a logged warning) when the port cannot be bound.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        log.warning("! could not keep port %d reserved while down: %s", port, exc)
+        return None
+    sock.setblocking(False)
+    return sock
+
+
 class Endpoint:
     """A Phoenix-compatible socket endpoint serving ``{path}/websocket``."""
 
@@ -88,7 +110,8 @@ class Endpoint:
                  answer_heartbeats: bool = True, pubsub: PubSub | None = None,
                  secret_params: tuple[str, ...] = ("token", "auth_token", "password", "secret"),
                  mailbox_size: int = 1000, max_outgoing: int = 10_000,
-                 close_timeout: float = 1.0, drain_timeout: float = 1.5) -> None:
+                 close_timeout: float = 1.0, drain_timeout: float = 1.5,
+                 sock: socket.socket | None = None) -> None:
         if channels is None:
             from mini_server.server.demo import DEMO_ROUTES
             channels = DEMO_ROUTES
@@ -109,6 +132,11 @@ class Endpoint:
         self._killing = False
         self._port_hold: socket.socket | None = None
         self._hold_finalizer: weakref.finalize | None = None
+        if sock is not None:  # a bound socket handed over (e.g. by a parent process)
+            sock.setblocking(False)
+            self._port_hold = sock
+            self.port = sock.getsockname()[1]
+            self._hold_finalizer = weakref.finalize(self, sock.close)
 
     @property
     def url(self) -> str:
@@ -188,17 +216,9 @@ class Endpoint:
         self._release_port()
 
     def _hold_port(self) -> None:
-        # Bound without listen(): connection attempts are refused, the port stays ours.
-        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind((self.host, self.port))
-        except OSError as exc:
-            sock.close()
-            log.warning("! could not keep port %d reserved while down: %s", self.port, exc)
+        sock = reserve_port(self.host, self.port)
+        if sock is None:
             return
-        sock.setblocking(False)
         self._port_hold = sock
         # An endpoint dropped while down must not leak the socket (or warn about it).
         self._hold_finalizer = weakref.finalize(self, sock.close)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import os
 import signal
+import socket
 import sys
 import textwrap
 
@@ -185,3 +187,30 @@ async def test_kernel_server_serves_a_channel_class_defined_here():
         await ws.close()
     finally:
         await handle.close()
+
+
+@pytest.mark.parametrize("how", ["kill", "stop"])
+async def test_process_port_stays_reserved_while_no_child_serves_it(process_server, how):
+    """Between the old child and the new one the port is refused to others, then reused."""
+    port = process_server.port
+    await getattr(process_server, how)()
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as intruder:
+        with pytest.raises(OSError) as taken:
+            intruder.bind(("127.0.0.1", port))
+    assert taken.value.errno == errno.EADDRINUSE
+    with pytest.raises(OSError):  # refused, as from a dead server
+        await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), 5)
+    await process_server.start()
+    assert process_server.port == port
+    ws = await raw_join(process_server.url, ["room:1"])
+    await ws.close()
+
+
+async def test_process_close_gives_the_port_back(process_server):
+    """close() releases the reserved port: another socket can listen on it."""
+    port = process_server.port
+    await process_server.kill()
+    await process_server.close()
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as other:
+        other.bind(("127.0.0.1", port))
+        other.listen()
