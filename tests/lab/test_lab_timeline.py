@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from types import SimpleNamespace
 
 from matplotlib.figure import Figure
@@ -96,12 +97,13 @@ async def test_plot_returns_a_figure_and_the_measured_numbers():
     assert any(f"down {numbers[0]['downtime']:.2f} s" in t for t in texts)
 
 
-async def test_measures_the_seed_scenario_against_a_real_server():
-    """Kill + restart with a real client: downtime covers the outage and ends at rejoin."""
+@contextlib.asynccontextmanager
+async def client_in_three_rooms(name: str):
+    """A fast-timer Socket joined to three rooms of a fresh in-kernel server; all closed after."""
     from mini_server.client import Socket
     from mini_server.lab import servers, timing
 
-    server = await servers.start_server("timeline-seed")
+    server = await servers.start_server(name)
     sock = Socket(server.url, **timing.FAST.socket_options())
     try:
         sock.connect()
@@ -111,6 +113,16 @@ async def test_measures_the_seed_scenario_against_a_real_server():
             ch.join()
         for ch in channels:
             await ch.wait_state("joined", 5)
+        yield sock, server
+    finally:
+        sock.disconnect()
+        await sock.wait_closed(5)
+        await server.close()
+
+
+async def test_measures_the_seed_scenario_against_a_real_server():
+    """Kill + restart with a real client: downtime covers the outage and ends at rejoin."""
+    async with client_in_three_rooms("timeline-seed") as (sock, server):
         async with Timeline([sock], server, interval=0.02) as tl:
             outage = tl.outage("kill")
             await server.kill()
@@ -123,27 +135,11 @@ async def test_measures_the_seed_scenario_against_a_real_server():
         assert downtime >= outage.cause_end - outage.start
         _, numbers = tl.plot()
         assert numbers[0]["downtime"] == downtime
-    finally:
-        sock.disconnect()
-        await sock.wait_closed(5)
-        await server.close()
 
 
 async def test_a_restart_shorter_than_the_interval_still_dips_the_server_line():
     """An in-kernel server is read at every client event, so a quick deploy shows 0 channels."""
-    from mini_server.client import Socket
-    from mini_server.lab import servers, timing
-
-    server = await servers.start_server("timeline-deploy")
-    sock = Socket(server.url, **timing.FAST.socket_options())
-    try:
-        sock.connect()
-        await sock.wait_open(5)
-        channels = [sock.channel(f"room:{i}") for i in range(3)]
-        for ch in channels:
-            ch.join()
-        for ch in channels:
-            await ch.wait_state("joined", 5)
+    async with client_in_three_rooms("timeline-deploy") as (sock, server):
         # An interval far longer than the test: only event-driven samples can see the dip.
         async with Timeline([sock], server, interval=60) as tl:
             outage = tl.outage("deploy")
@@ -153,7 +149,3 @@ async def test_a_restart_shorter_than_the_interval_still_dips_the_server_line():
             await tl.wait_until(lambda s: s.server_channels == 3, timeout=5)
         during = [s.server_channels for s in tl.samples if s.t >= outage.start]
         assert 0 in during, f"server line never dipped: {during}"
-    finally:
-        sock.disconnect()
-        await sock.wait_closed(5)
-        await server.close()
