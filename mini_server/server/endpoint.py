@@ -93,7 +93,6 @@ def reserve_port(host: str, port: int) -> socket.socket | None:
         sock.close()
         log.warning("! could not keep port %d reserved while down: %s", port, exc)
         return None
-    sock.setblocking(False)
     return sock
 
 
@@ -133,10 +132,8 @@ class Endpoint:
         self._port_hold: socket.socket | None = None
         self._hold_finalizer: weakref.finalize | None = None
         if sock is not None:  # a bound socket handed over (e.g. by a parent process)
-            sock.setblocking(False)
-            self._port_hold = sock
             self.port = sock.getsockname()[1]
-            self._hold_finalizer = weakref.finalize(self, sock.close)
+            self._keep_port(sock)
 
     @property
     def url(self) -> str:
@@ -217,8 +214,11 @@ class Endpoint:
 
     def _hold_port(self) -> None:
         sock = reserve_port(self.host, self.port)
-        if sock is None:
-            return
+        if sock is not None:
+            self._keep_port(sock)
+
+    def _keep_port(self, sock: socket.socket) -> None:
+        sock.setblocking(False)
         self._port_hold = sock
         # An endpoint dropped while down must not leak the socket (or warn about it).
         self._hold_finalizer = weakref.finalize(self, sock.close)
