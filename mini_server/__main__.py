@@ -1,11 +1,14 @@
-"""``python -m mini_server``: serve the demo channels until SIGTERM or Ctrl-C.
+"""``python -m mini_server``: serve the reference channels until SIGTERM or Ctrl-C.
 
 Theory of operation
 -------------------
-Starts an :class:`~mini_server.server.Endpoint` with the demo routes, prints one line with
-the socket URL (flushed, so a parent process can read the port when ``--port 0``), then
-waits for SIGTERM/SIGINT and stops gracefully: every connection closes with 1012 and the
-process exits 0 well within 2 s.
+Starts an :class:`~mini_server.server.Endpoint` serving ``../shared/REFERENCE_CHANNELS.md``
+(the ``room:*`` and ``lab:*`` channels, ``token=bad`` refused, ``user_id`` naming the
+socket) with Phoenix's defaults (idle timeout 60 s, ``check_origin`` against host
+``localhost``, no subprotocol unless ``--auth-token``), prints one line with the socket URL
+(flushed, so a parent process can read the port when ``--port 0``), then waits for
+SIGTERM/SIGINT and stops gracefully: every connection closes with 1012 and the process exits
+0 well within 2 s.
 """
 
 from __future__ import annotations
@@ -18,6 +21,10 @@ import sys
 
 from mini_server.protocol import SERVER_IDLE_TIMEOUT
 from mini_server.server import Endpoint
+from mini_server.server.demo import DEMO_ROUTES, reference_connect, reference_socket_id
+from mini_server.server.origin import parse_check_origin
+
+DEFAULT_MAX_FRAME_SIZE = 1_048_576  # bytes; Phoenix has no limit (PROTOCOL.md section 11)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -28,6 +35,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=4000, help="0 picks a free port")
     parser.add_argument("--idle-timeout", type=float, default=SERVER_IDLE_TIMEOUT,
                         help="seconds without a received frame before closing (0 = never)")
+    parser.add_argument("--check-origin", type=parse_check_origin, default=True,
+                        metavar="true|false|ORIGINS",
+                        help="Phoenix's check_origin: true (the default: Origin host must be "
+                             "--url-host), false, or a comma-separated list such as "
+                             "'https://example.com,//*.other.com'; no Origin is always allowed")
+    parser.add_argument("--url-host", default="localhost",
+                        help="the endpoint's configured host for --check-origin true")
+    parser.add_argument("--auth-token", action="store_true",
+                        help="accept phoenix.js authToken (bearer subprotocol) and answer "
+                             "the 'phoenix' subprotocol, as Phoenix's auth_token: true")
+    parser.add_argument("--max-frame-size", type=int, default=DEFAULT_MAX_FRAME_SIZE,
+                        help="largest incoming frame in bytes, 0 = unlimited (Phoenix's "
+                             "default); larger frames close with 1009")
     parser.add_argument("--log-level", default="INFO",
                         choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     return parser.parse_args(argv)
@@ -35,7 +55,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 async def serve(args: argparse.Namespace) -> None:
     """Run the endpoint until a stop signal arrives."""
-    endpoint = Endpoint(host=args.host, port=args.port, idle_timeout=args.idle_timeout or None)
+    endpoint = Endpoint(DEMO_ROUTES, host=args.host, port=args.port,
+                        connect=reference_connect, socket_id=reference_socket_id,
+                        idle_timeout=args.idle_timeout or None,
+                        max_frame_size=args.max_frame_size or None,
+                        check_origin=args.check_origin, url_host=args.url_host,
+                        auth_token=args.auth_token)
     await endpoint.start()
     print(f"mini_server listening on {endpoint.url} (clients connect to "
           f"{endpoint.url}/websocket)", flush=True)

@@ -10,11 +10,16 @@ Every frame on a Phoenix socket is one logical message with five fields:
   plus binary frames whose first byte says what they are (0 push, 1 reply, 2 broadcast).
 
 Refs are opaque strings chosen by the client; the server only echoes them or sends null.
+The server decodes like Phoenix: it checks the *shape* of a frame (an array of at least
+five elements, an object with the four V1 keys, a well-formed kind-0 binary push) and
+nothing else, so a numeric ref, a non-string topic or a payload that is not an object
+reach the routing as they came (Phoenix echoes them back or lets a channel crash on them).
 The same module also holds the constants a learner sees in phoenix.js and in Phoenix
 itself, spelled as they spell them, and the default timings of phoenix.js 1.8.16.
 
 Every decoding error is a :class:`ProtocolError`, whatever the input: a server can catch
-one exception type and answer the offending connection without hurting anyone else.
+one exception type and close the offending connection (Phoenix's socket process crashes,
+and the client sees close code 1011) without hurting anyone else.
 """
 
 from __future__ import annotations
@@ -87,7 +92,7 @@ class CloseCode(IntEnum):
 
 # --- messages --------------------------------------------------------------------------
 
-Payload = Any  # a JSON object (dict) or raw bytes for binary frames
+Payload = Any  # any JSON value (servers push objects) or raw bytes for binary frames
 
 
 class ProtocolError(ValueError):
@@ -96,7 +101,10 @@ class ProtocolError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Message:
-    """A message in either direction (Phoenix.Socket.Message)."""
+    """A message in either direction (Phoenix.Socket.Message).
+
+    Decoded from a client, every field is whatever JSON value the client sent there.
+    """
 
     topic: str
     event: str
@@ -161,9 +169,10 @@ def _loads(raw: str) -> Any:
         raise ProtocolError(f"malformed JSON: {exc}") from None
 
 
-def _dumps(value: Any) -> str:
+def _dumps(value: Any, *, sort_keys: bool = False) -> str:
     try:
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False,
+                          sort_keys=sort_keys)
     except (TypeError, ValueError) as exc:
         raise ProtocolError(f"payload cannot be encoded as JSON: {exc}") from None
 
@@ -187,6 +196,12 @@ def _json_payload(payload: Payload) -> dict:
     return payload
 
 
+def _server_dumps(value: Any) -> str:
+    # Phoenix's JSON encoder writes small maps with their keys sorted (Erlang term order),
+    # so {"response":..,"status":..} and V1's event, payload, ref, topic: write them so too.
+    return _dumps(value, sort_keys=True)
+
+
 def _map_payload(payload: Payload) -> dict:
     # Phoenix's V2 encode!/fastlane! raise ArgumentError for anything but a map or binary.
     if not isinstance(payload, dict):
@@ -199,9 +214,12 @@ def _map_payload(payload: Payload) -> dict:
 PUSH, REPLY, BROADCAST = 0, 1, 2  # first byte of a V2 binary frame
 
 
-def _utf8(name: str, value: str | None) -> bytes:
-    # The binary format has no null: phoenix.js and Phoenix both write an empty string.
-    data = (value or "").encode("utf-8")
+def _utf8(name: str, value: Any) -> bytes:
+    # The binary format has no null: phoenix.js and Phoenix both write an empty string;
+    # Phoenix writes other values with to_string (a numeric ref 7 becomes "7").
+    if isinstance(value, bool) or not isinstance(value, (str, int, type(None))):
+        raise ProtocolError(f"{name} {value!r} cannot be written in a binary frame")
+    data = ("" if value is None else str(value)).encode("utf-8")
     if len(data) > BINARY_FIELD_MAX:
         raise ProtocolError(f"{name} is {len(data)} bytes; binary frames allow {BINARY_FIELD_MAX}")
     return data
@@ -248,15 +266,15 @@ class V2JSONSerializer:
             if not raw or raw[0] != PUSH:
                 kind = raw[0] if raw else None
                 raise ProtocolError(f"clients may only send binary pushes (kind 0), got {kind}")
+            # Phoenix keeps the header strings as they came: an empty join_ref is "", not null.
             (join_ref, ref, topic, event), data = _split_binary(
                 raw, ("join_ref", "ref", "topic", "event"))
-            return Message(topic, event, data, _opt(ref), _opt(join_ref))
+            return Message(topic, event, data, ref, join_ref)
         value = _loads(raw)
         if not isinstance(value, list) or len(value) < 5:
             raise ProtocolError(
                 "a V2 message is a JSON array [join_ref, ref, topic, event, payload]")
         join_ref, ref, topic, event, payload = value[:5]  # Phoenix ignores extra elements
-        _check_fields(join_ref, ref, topic, event, payload)
         return Message(topic, event, payload, ref, join_ref)
 
     def encode(self, msg: Message | Reply) -> Frame:
@@ -269,14 +287,15 @@ class V2JSONSerializer:
         if isinstance(msg.payload, (bytes, bytearray, memoryview)):
             return _binary(PUSH, ("join_ref", msg.join_ref), ("topic", msg.topic),
                            ("event", msg.event), data=msg.payload)
-        return _dumps([msg.join_ref, msg.ref, msg.topic, msg.event, _map_payload(msg.payload)])
+        return _server_dumps([msg.join_ref, msg.ref, msg.topic, msg.event,
+                              _map_payload(msg.payload)])
 
     def fastlane(self, broadcast: Broadcast) -> Frame:
         """Encode a broadcast once for every subscriber: join_ref and ref are null."""
         if isinstance(broadcast.payload, (bytes, bytearray, memoryview)):
             return _binary(BROADCAST, ("topic", broadcast.topic), ("event", broadcast.event),
                            data=broadcast.payload)
-        return _dumps([None, None, broadcast.topic, broadcast.event,
+        return _server_dumps([None, None, broadcast.topic, broadcast.event,
                        _map_payload(broadcast.payload)])
 
     # client side: what phoenix.js serializer.js does
@@ -319,30 +338,36 @@ class V1JSONSerializer:
     _required = ("topic", "event", "payload", "ref")
 
     def decode(self, raw: Frame) -> Message:
-        """Decode a client's JSON object; all four keys are required, join_ref optional."""
+        """Decode a client's JSON object; all four keys are required, join_ref optional.
+
+        Like Phoenix's V1 serializer it ignores the frame's opcode: a binary frame is
+        JSON-decoded exactly like a text frame (some clients send their JSON as bytes).
+        """
         if not isinstance(raw, str):
-            raise ProtocolError("V1 has no binary frames; connect with vsn=2.0.0")
+            try:
+                raw = bytes(raw).decode("utf-8")
+            except UnicodeDecodeError:
+                raise ProtocolError("a binary frame on V1 must hold UTF-8 JSON") from None
         value = _loads(raw)
         if not isinstance(value, dict):
             raise ProtocolError("a V1 message is a JSON object {topic, event, payload, ref}")
         missing = [key for key in self._required if key not in value]
         if missing:
             raise ProtocolError(f"V1 message is missing {', '.join(missing)}")
-        join_ref = value.get("join_ref")
-        _check_fields(join_ref, value["ref"], value["topic"], value["event"], value["payload"])
-        return Message(value["topic"], value["event"], value["payload"], value["ref"], join_ref)
+        return Message(value["topic"], value["event"], value["payload"], value["ref"],
+                       value.get("join_ref"))
 
     def encode(self, msg: Message | Reply) -> Frame:
         """Encode a push or reply without join_ref, as Phoenix's V1 serializer does."""
         if isinstance(msg, Reply):
             msg = msg.to_message()
             _json_payload(msg.payload["response"])
-        return _dumps({"topic": msg.topic, "event": msg.event,
+        return _server_dumps({"topic": msg.topic, "event": msg.event,
                        "payload": _json_payload(msg.payload), "ref": msg.ref})
 
     def fastlane(self, broadcast: Broadcast) -> Frame:
         """Encode a broadcast once for every V1 subscriber."""
-        return _dumps({"topic": broadcast.topic, "event": broadcast.event,
+        return _server_dumps({"topic": broadcast.topic, "event": broadcast.event,
                        "payload": _json_payload(broadcast.payload), "ref": None})
 
 

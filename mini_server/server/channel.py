@@ -89,9 +89,15 @@ def error(response: Payload | None = None) -> JoinError:
     return JoinError({} if response is None else response)
 
 
-def reply(status: str, response: Payload | None = None) -> ReplyResult:
-    """handle_in result: reply with a status ("ok", "error", ...) and a payload."""
-    return ReplyResult(status, {} if response is None else response)
+_EMPTY: Any = object()  # "no response given": the reply carries {}
+
+
+def reply(status: str, response: Payload = _EMPTY) -> ReplyResult:
+    """handle_in result: reply with a status and a response (``{}`` when omitted).
+
+    The response may be any JSON value, ``None`` included (it goes out as ``null``), or bytes.
+    """
+    return ReplyResult(status, {} if response is _EMPTY else response)
 
 
 def noreply() -> NoReply:
@@ -171,6 +177,10 @@ class Channel:
         """Send to every subscriber of this topic except this channel."""
         await self._server.broadcast(event, {} if payload is None else payload, exclude_self=True)
 
+    async def endpoint_broadcast(self, topic: str, event: str, payload: Payload) -> None:
+        """Broadcast on any topic, e.g. ``"disconnect"`` on a socket id (Endpoint.broadcast)."""
+        await self._server.pubsub.broadcast(topic, event, payload)
+
     def socket_ref(self) -> SocketRef:
         """Remember the message being handled, to ``reply`` to it later."""
         return self._server.socket_ref()
@@ -189,6 +199,8 @@ Routes = Mapping[str, type[Channel]]
 
 def match_route(routes: Routes, topic: str) -> type[Channel] | None:
     """The channel for ``topic``: a trailing ``*`` matches any suffix; first match wins."""
+    if not isinstance(topic, str):  # a client may send any JSON value as topic
+        return None
     for pattern, channel in routes.items():
         if pattern.endswith("*"):
             if topic.startswith(pattern[:-1]):

@@ -23,6 +23,11 @@ in a callback is a crash: logged with its traceback, ``phx_error`` with ``{"reas
 (the connection closed) jumps the mailbox queue, waits for the current callback, then
 calls ``terminate(("shutdown", "closed"))``.
 
+Lifecycle: ``ChannelProcessState`` (``states.py``) changes only through its table
+(joining, joined, stopping, stopped, crashed, killed); ``push``/``broadcast`` are allowed
+only while joined.  A message already queued when the channel stops or crashes is dropped
+without a reply, as in Phoenix, where it sat in the dead process's mailbox.
+
 Flow control: the mailbox is bounded (``mailbox.py``): a client that out-pushes its
 channel stalls on its own connection instead of growing server memory.
 """
@@ -53,6 +58,7 @@ from mini_server.server.channel import (
 )
 from mini_server.server.mailbox import Mailbox
 from mini_server.server.pubsub import PubSub, Subscription
+from mini_server.server.states import CHANNEL_TRANSITIONS, ChannelProcessState, Lifecycle
 
 if TYPE_CHECKING:
     from mini_server.server.transport import Transport
@@ -81,11 +87,21 @@ class ChannelServer:
         self.channel.socket_id = transport.socket_id
         self.channel._server = self
         self.mailbox = Mailbox(mailbox_size)
-        self.joined = False
+        self.lifecycle = Lifecycle(ChannelProcessState.JOINING, CHANNEL_TRANSITIONS,
+                                   f"channel {topic!r} {join_ref!r}")
         self.task: asyncio.Task[None] | None = None
         self._sub: Subscription | None = None
-        self._ref: str | None = None
-        self._done = False
+        self._ref: Any = None
+
+    @property
+    def state(self) -> ChannelProcessState:
+        """Where this channel process is in its life (``states.ChannelProcessState``)."""
+        return self.lifecycle.state
+
+    @property
+    def joined(self) -> bool:
+        """True while the channel serves its mailbox (join ok, not stopping)."""
+        return self.state is ChannelProcessState.JOINED
 
     # --- called by the transport ------------------------------------------------------
 
@@ -102,7 +118,9 @@ class ChannelServer:
 
     def cancel(self) -> None:
         """Cancel the task now, without waiting: no terminate, no frame."""
-        self._done = True
+        if self.state in (ChannelProcessState.JOINING, ChannelProcessState.JOINED,
+                          ChannelProcessState.STOPPING):
+            self.lifecycle.fire("kill")
         self._unsubscribe()
         if self.task is not None and not self.task.done():
             self.task.cancel()
@@ -117,9 +135,11 @@ class ChannelServer:
         """Stop after the current callback and call terminate; kill past SHUTDOWN_TIMEOUT."""
         if self.task is None or self.task.done():
             return
-        if not self.joined:  # still inside join: nothing to terminate yet
+        if self.state is ChannelProcessState.JOINING:  # inside join: nothing to terminate
             await self.kill()
             return
+        if self.state is not ChannelProcessState.JOINED:
+            return  # already stopping on its own: let it finish
         self.mailbox.interrupt(("stop", reason))
         done, _ = await asyncio.wait({self.task}, timeout=SHUTDOWN_TIMEOUT)
         if not done:
@@ -176,7 +196,8 @@ class ChannelServer:
                 await self._serve()
             except Exception:  # a bug in this module: surface it, never lose it silently
                 log.exception("! %s: channel task failed", self.topic)
-                self._crash()
+                if self.state is ChannelProcessState.JOINED:
+                    self._crash()
 
     async def _join(self, msg: Message) -> bool:
         try:
@@ -185,12 +206,12 @@ class ChannelServer:
                 raise TypeError(f"join must return ok(...) or error(...), got {result!r}")
         except Exception:
             log.exception("! %s: join crashed", self.topic)
-            self._done = True
+            self.lifecycle.fire("refused")
             self._join_reply(msg, "error", JOIN_CRASHED_REPLY)
             return False
         if isinstance(result, JoinError):
             log.info("= %s refused join %s: %r", self.topic, self.join_ref, result.response)
-            self._done = True
+            self.lifecycle.fire("refused")
             self._join_reply(msg, "error", result.response)
             # Phoenix stops a refused channel with :shutdown, so terminate runs.
             await self._terminate("shutdown")
@@ -198,15 +219,15 @@ class ChannelServer:
         self._sub = self.pubsub.subscribe(Subscription(
             self.topic, self, self.deliver_out, self.transport.serializer,
             self.transport.send_frame, frozenset(type(self.channel).intercept)))
-        self.joined = True
         try:
             self._join_reply(msg, "ok", result.response)
         except ProtocolError:
             log.exception("! %s: join response cannot be encoded", self.topic)
-            self.joined, self._done = False, True
+            self.lifecycle.fire("refused")
             self._unsubscribe()
             self._join_reply(msg, "error", JOIN_CRASHED_REPLY)
             return False
+        self.lifecycle.fire("joined")
         log.info("= %s joined (join_ref %s)", self.topic, self.join_ref)
         return True
 
@@ -264,12 +285,13 @@ class ChannelServer:
         raise TypeError(f"{callback} must return {allowed}, got {result!r}")
 
     async def _stop(self, reason: Any, *, notify: bool) -> None:
-        self._done = True
+        self.lifecycle.fire("stop")
         self._unsubscribe()
         log.info("= %s stopped (join_ref %s): %r", self.topic, self.join_ref, reason)
         if notify:  # Phoenix sends socket_close before GenServer runs terminate
             self.transport.channel_stopped(self, reason, crashed=False)
         await self._terminate(reason)
+        self.lifecycle.fire("stopped")
 
     async def _terminate(self, reason: Any) -> None:
         try:
@@ -278,21 +300,24 @@ class ChannelServer:
             log.exception("! %s: terminate raised", self.topic)
 
     def _crash(self) -> None:
-        self._done = True
+        self.lifecycle.fire("crash")
         self._unsubscribe()
         self.transport.channel_stopped(self, "crash", crashed=True)
 
     def _unsubscribe(self) -> None:
+        if len(self.mailbox):
+            log.info("x %s: %d queued messages dropped with the channel (no reply, as in "
+                     "Phoenix)", self.topic, len(self.mailbox))
         self.mailbox.close()
         if self._sub is not None:
             self.pubsub.unsubscribe(self._sub)
             self._sub = None
 
     def _check_joined(self, what: str) -> None:
-        if not self.joined:
+        if self.state is ChannelProcessState.JOINING:
             raise RuntimeError(
                 f"{what} is not allowed inside join: the client has no join reply yet. "
                 "Call self.send_info(...) in join and do it in handle_info "
                 "(Phoenix's :after_join idiom).")
-        if self._done:
-            raise RuntimeError(f"{what} after the channel {self.topic} stopped")
+        if self.state is not ChannelProcessState.JOINED:
+            raise RuntimeError(f"{what} after the channel {self.topic} stopped ({self.state})")

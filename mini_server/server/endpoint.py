@@ -11,14 +11,27 @@ our clients' reconnects.  ``start()`` listens on that same socket; ``aclose()`` 
 ``sock=`` hands the endpoint such a bound socket to start on (the lab's process server gets
 its port this way across a restart).
 
-Only ``GET {path}/websocket`` upgrades, checked in this order, as
-Phoenix does (PROTOCOL.md 1.3):
+Only ``GET {path}/websocket`` upgrades, checked in Phoenix's order (PROTOCOL.md 1.3), with
+Phoenix's answers (Bandit's statuses; bodies empty unless said):
 
-1. another path -> HTTP 404 (websockets itself answers non-GET / non-upgrade requests);
-2. ``vsn`` query param -> serializer via ``protocol.negotiate`` (missing -> V1 objects,
+1. another path -> HTTP 404 with Phoenix's JSON body ``{"errors":{"detail":"Not Found"}}``;
+2. a method other than GET -> 400;
+3. ``Origin`` -> ``origin.origin_allowed`` with ``check_origin`` (default True: the host must
+   be ``url_host``, default ``"localhost"``; no Origin header is always allowed) -> 403;
+4. subprotocols: only with ``auth_token=True`` (phoenix.js's ``authToken``): the
+   ``base64url.bearer.phx.<token>`` entry becomes ``connect_info["auth_token"]`` and
+   ``phoenix`` is answered (another offer without ``phoenix`` -> 403); without it the offer
+   is ignored and the 101 names no subprotocol, as Phoenix's default socket does;
+5. ``vsn`` query param -> serializer via ``protocol.negotiate`` (missing -> V1 objects,
    unparseable or unsupported -> HTTP 403);
-3. ``connect(params, connect_info)`` hook (may be async) -> a dict of assigns accepts,
-   ``None``/``False`` refuses with HTTP 403; then ``socket_id(assigns)`` names the socket.
+6. ``connect(params, connect_info)`` hook (may be async) -> a dict of assigns accepts,
+   ``None``/``False`` refuses with HTTP 403; then ``socket_id(assigns)`` names the socket;
+7. a request that is not a valid WebSocket upgrade (no ``Connection: upgrade``, version
+   other than 13, no key) -> 400, checked last as Bandit does after Phoenix's checks.
+
+After the upgrade websockets runs the connection through :class:`PhoenixConnection`, which
+answers every client close frame with **1000** and an empty reason (Bandit's answer) and
+keeps every close reason off the wire (they are logged instead).
 
 Each accepted connection becomes a :class:`~mini_server.server.transport.Transport`,
 tracked in ``self.transports`` until its handler returns.  Lifecycle:
@@ -33,9 +46,10 @@ tracked in ``self.transports`` until its handler returns.  Lifecycle:
 * ``disconnect(id)``: broadcast ``"disconnect"`` on the socket id topic, as Phoenix does;
   every socket with that id closes with **1001**.
 
-Limits (keyword arguments): ``idle_timeout`` 60 s (Phoenix's; None disables), ``max_frame_size``
-1 MiB (Phoenix has none), ``max_channels`` 100, ``mailbox_size`` 1000 client pushes waiting
-per channel, ``max_outgoing`` 10 000 unread frames per connection, ``close_timeout`` and
+Limits (keyword arguments): ``idle_timeout`` 60 s (Phoenix's; None disables),
+``max_frame_size`` 1 MiB (Phoenix has none: a deliberate deviation, PROTOCOL.md section 11),
+``max_channels`` 100, ``mailbox_size`` 1000 client pushes waiting per channel,
+``max_outgoing`` 10 000 unread frames per connection, ``close_timeout`` and
 ``drain_timeout`` bound how long ``stop()`` waits for clients.
 
 ``stop`` and ``kill`` are idempotent.  ``snapshot()`` walks the live tables (no I/O, no
@@ -46,7 +60,6 @@ copies of queues) so a panel can poll it ten times a second; params whose key is
 from __future__ import annotations
 
 import asyncio
-import base64
 import inspect
 import logging
 import socket
@@ -66,14 +79,15 @@ from mini_server.protocol import (
     ProtocolError,
     negotiate,
 )
+from mini_server.server import handshake
 from mini_server.server.channel import Channel
+from mini_server.server.origin import CheckOrigin, origin_allowed, parse_allowed
 from mini_server.server.pubsub import PubSub
 from mini_server.server.transport import Transport
 
 log = logging.getLogger(__name__)
 
 REDACTED = "[redacted]"
-AUTH_TOKEN_PREFIX = "base64url.bearer.phx."  # phoenix.js authToken subprotocol
 ConnectHook = Callable[[dict[str, Any], dict[str, Any]], Any]
 
 
@@ -107,6 +121,8 @@ class Endpoint:
                  max_frame_size: int | None = 1_048_576,
                  max_channels: int = MAX_CHANNELS_PER_TRANSPORT,
                  answer_heartbeats: bool = True, pubsub: PubSub | None = None,
+                 check_origin: CheckOrigin = True, url_host: str = "localhost",
+                 auth_token: bool = False,
                  secret_params: tuple[str, ...] = ("token", "auth_token", "password", "secret"),
                  mailbox_size: int = 1000, max_outgoing: int = 10_000,
                  close_timeout: float = 1.0, drain_timeout: float = 1.5,
@@ -119,6 +135,10 @@ class Endpoint:
         self.connect_hook, self.socket_id_hook = connect, socket_id
         self.idle_timeout, self.max_frame_size = idle_timeout, max_frame_size
         self.max_channels, self.answer_heartbeats = max_channels, answer_heartbeats
+        if not isinstance(check_origin, bool):
+            check_origin = list(check_origin)
+            parse_allowed(check_origin)  # a bad entry fails here, at configuration
+        self.check_origin, self.url_host, self.auth_token = check_origin, url_host, auth_token
         self.secret_params = frozenset(k.lower() for k in secret_params)
         self.mailbox_size, self.max_outgoing = mailbox_size, max_outgoing
         self.outgoing_high = max(1, max_outgoing // 10)
@@ -154,7 +174,8 @@ class Endpoint:
             where = {"sock": held}  # asyncio now owns it and closes it with the server
         self._server = await serve(
             self._handle, **where,
-            process_request=self._process_request, select_subprotocol=_select_subprotocol,
+            process_request=self._process_request, select_subprotocol=self._select_subprotocol,
+            create_connection=handshake.PhoenixConnection,
             compression=None,  # Phoenix's websocket :compress defaults to false
             ping_interval=None,  # Phoenix sends no pings; clients heartbeat instead
             max_size=self.max_frame_size, close_timeout=self.close_timeout,
@@ -290,22 +311,37 @@ class Endpoint:
         url = urlsplit(request.path)
         if url.path != self.path + WEBSOCKET_PATH:
             log.warning("! no socket at %s (try %s%s)", url.path, self.path, WEBSOCKET_PATH)
-            return conn.respond(404, "Not Found\n")
-        params = parse_params(url.query)
-        try:
-            serializer = negotiate(params.get("vsn"))
-        except ProtocolError as exc:
-            log.warning("! refused: %s", exc)
-            return conn.respond(403, "Forbidden\n")
+            return handshake.not_found()
+        if request.method != "GET":
+            log.warning("! %s %s: a socket only upgrades GET requests", request.method, url.path)
+            return handshake.bad_request()
+        origin = request.headers.get("Origin")
+        if not origin_allowed(origin, self.check_origin, self.url_host):
+            log.error("! refused Origin %r (check_origin=%r, host %r): a page on another site "
+                      "may not use this socket; pass check_origin=[...] or False to allow it",
+                      origin, self.check_origin, self.url_host)
+            return handshake.forbidden()
         connect_info: dict[str, Any] = {
             "peer_data": {"address": (conn.remote_address or ("?",))[0],
                           "port": (conn.remote_address or ("?", None))[1]},
             "uri": request.path,
             "user_agent": request.headers.get("User-Agent"),
         }
-        token = _auth_token(request.headers.get_all("Sec-WebSocket-Protocol"))
-        if token is not None:
-            connect_info["auth_token"] = token
+        if self.auth_token:
+            offered = handshake.offered_subprotocols(request)
+            token = handshake.bearer_token(offered)
+            if token is not None:
+                connect_info["auth_token"] = token
+            others = [p for p in offered if not p.startswith(handshake.AUTH_TOKEN_PREFIX)]
+            if others and "phoenix" not in others:
+                log.warning("! refused subprotocols %r (only 'phoenix' is served)", others)
+                return handshake.forbidden()
+        params = parse_params(url.query)
+        try:
+            serializer = negotiate(params.get("vsn"))
+        except ProtocolError as exc:
+            log.warning("! refused: %s", exc)
+            return handshake.forbidden()
         assigns: dict[str, Any] = {}
         if self.connect_hook is not None:
             result = self.connect_hook(params, connect_info)
@@ -313,14 +349,23 @@ class Endpoint:
                 result = await result
             if result is None or result is False:
                 log.warning("! connect refused for params %r", self._redact(params))
-                return conn.respond(403, "Forbidden\n")
+                return handshake.forbidden()
             assigns = {} if result is True else dict(result)
         socket_id = self.socket_id_hook(assigns) if self.socket_id_hook else None
         if socket_id is not None and not isinstance(socket_id, str):
             log.error("! socket_id must return a string or None, got %r", socket_id)
-            return conn.respond(403, "Forbidden\n")
+            return handshake.forbidden()
+        problem = handshake.upgrade_problem(request)
+        if problem is not None:
+            log.warning("! not a WebSocket upgrade: %s", problem)
+            return handshake.bad_request(problem)
         conn.phx_handshake = (serializer, params, assigns, socket_id)  # type: ignore[attr-defined]
         return None
+
+    def _select_subprotocol(self, conn: ServerConnection, offered: Any) -> Any:
+        # Phoenix answers "phoenix" only with auth_token: true (phoenix.js needs the echo);
+        # with default options it names no subprotocol, whatever the client offered.
+        return "phoenix" if self.auth_token and "phoenix" in offered else None
 
     async def _handle(self, conn: ServerConnection) -> None:
         serializer, params, assigns, socket_id = conn.phx_handshake  # type: ignore[attr-defined]
@@ -329,7 +374,7 @@ class Endpoint:
             if self._killing:
                 conn.transport.abort()
             else:
-                await conn.close(CloseCode.SERVICE_RESTART, "service restart")
+                await conn.close(CloseCode.SERVICE_RESTART, "")
             return
         transport = Transport(self, conn, serializer, params, assigns, socket_id)
         self.transports.add(transport)
@@ -351,21 +396,3 @@ def parse_params(query: str) -> dict[str, Any]:
         else:
             params[key] = value
     return params
-
-
-def _auth_token(headers: list[str]) -> str | None:
-    for header in headers:
-        for proto in (p.strip() for p in header.split(",")):
-            if proto.startswith(AUTH_TOKEN_PREFIX):
-                encoded = proto[len(AUTH_TOKEN_PREFIX):]
-                try:
-                    padded = encoded + "=" * (-len(encoded) % 4)
-                    return base64.b64decode(padded).decode("utf-8")
-                except (ValueError, UnicodeDecodeError):
-                    return None
-    return None
-
-
-def _select_subprotocol(conn: ServerConnection, offered: Any) -> Any:
-    # phoenix.js offers "phoenix" (plus the token) with authToken and needs it echoed.
-    return "phoenix" if "phoenix" in offered else None

@@ -4,32 +4,30 @@ Theory of operation
 -------------------
 Reading.  One loop reads frames **one at a time** and awaits each one's handling, so a
 connection never has two frames in flight.  Each frame is decoded by the serializer the
-handshake negotiated and routed with Phoenix's decision table, in this priority:
-
-1. ``phoenix``/``heartbeat`` -> reply ok ``{}``, join_ref null (unless heartbeats are off);
-2. ``phx_join`` on a free topic -> no route: "unmatched topic" (join_ref null); 100 channels
-   already: "too many channels joined"; else the channel joins (``ChannelServer.join``);
-3. ``phx_join`` on a joined topic (duplicate) -> the old channel is killed (no terminate),
-   the new join runs and its reply is written, **then** ``phx_close`` for the old join_ref;
-4./5. anything else on a joined topic -> a non-null join_ref that is not the channel's is
-   stale and dropped silently (``phx_leave`` included); otherwise to the channel mailbox;
-6. ``phx_leave`` on a free topic -> reply ok ``{}`` echoing the client's join_ref;
-7. anything else on a free topic -> "unmatched topic", join_ref null.
+handshake negotiated; ``routing.route`` (pure) decides what Phoenix's socket would do with
+it, and this module only carries that out: reply to a heartbeat, start a join (killing a
+duplicate first, whose ``phx_close`` follows the new join's reply), queue the message in a
+channel's mailbox, drop it (stale join_ref, dying channel), or answer "unmatched topic".
 
 Writing.  Every outgoing frame goes through :meth:`send_frame` into one deque drained by
 one writer task, so frames leave in the order they were produced.  A close request is
-queued behind the frames already waiting, so an error reply precedes its close.
+queued behind the frames already waiting, so a reply precedes its close.
 
-Bad input is answered by ``bad_frames.answer`` (an error reply, or a close with 1003 or
-1007); websockets closes frames over ``max_frame_size`` with 1009; a silent connection is
-closed after ``idle_timeout`` with 1002 "idle timeout"; a client that leaves more than
-``max_outgoing`` frames unread is aborted.  ``bad_frames.py`` explains each choice.
+Lifecycle.  ``ConnectionState`` (``states.py``) changes only through its table: ``close``
+(a close frame is queued), ``abort`` (TCP dropped by us), ``kill`` (server killed),
+``ended`` (the connection is gone).  Once not open, the connection reads no more
+messages and queues no more frames.
+
+Closes, as Phoenix with Bandit answers (``bad_frames.py`` has the whole policy): an
+undecodable frame closes with 1011, a silent connection after ``idle_timeout`` with 1002,
+a ``"disconnect"`` broadcast on the socket id with 1001, a drain with 1012, all with an
+empty reason on the wire; the reason is logged (``x``/``!`` lines) for people and panels.
+A client that leaves more than ``max_outgoing`` frames unread is aborted.
 
 Floods.  The reader awaits each channel mailbox ``put`` (bounded) and pauses while more
 than ``outgoing_high`` frames wait to be written, so a flooding client only slows itself:
 websockets stops reading its socket and TCP pushes back.  The reader also yields to the
-loop after every frame.  Every bad frame is logged with ``!``; the process and the other
-connections are unaffected.
+loop after every frame.  The process and the other connections are unaffected.
 """
 
 from __future__ import annotations
@@ -46,13 +44,10 @@ from websockets.exceptions import ConnectionClosed
 
 from mini_server.protocol import (
     CHANNEL_CRASH,
-    HEARTBEAT,
     JOIN_CRASHED,
     PHOENIX_TOPIC,
     PHX_CLOSE,
     PHX_ERROR,
-    PHX_JOIN,
-    PHX_LEAVE,
     TOO_MANY_CHANNELS,
     UNMATCHED_TOPIC,
     Broadcast,
@@ -63,10 +58,12 @@ from mini_server.protocol import (
     Reply,
     Serializer,
 )
-from mini_server.server.bad_frames import answer, close_reason, short
+from mini_server.server import routing
+from mini_server.server.bad_frames import answer, short
 from mini_server.server.channel import is_normal_stop, match_route
 from mini_server.server.channel_server import ChannelServer
 from mini_server.server.pubsub import Subscription
+from mini_server.server.states import CONNECTION_TRANSITIONS, ConnectionState, Lifecycle
 
 if TYPE_CHECKING:
     from mini_server.server.endpoint import Endpoint
@@ -74,12 +71,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CHANNEL_CRASH_PAYLOAD = {"reason": CHANNEL_CRASH}
+_READING = (ConnectionState.OPEN, ConnectionState.CLOSING, ConnectionState.ABORTED)
 
 
 @dataclass(frozen=True, slots=True)
 class _CloseRequest:
     code: int
-    reason: str
 
 
 class Transport:
@@ -91,18 +88,27 @@ class Transport:
         self.params, self.assigns, self.socket_id = params, assigns, socket_id
         self.vsn = serializer.vsn
         self.connected_at = time.time()
-        self.channels: dict[str, ChannelServer] = {}
-        self.killed = False
+        self.channels: dict[Any, ChannelServer] = {}
+        self.lifecycle = Lifecycle(ConnectionState.OPEN, CONNECTION_TRANSITIONS,
+                                   f"socket {socket_id or hex(id(self))}")
+        self.close_why: str | None = None  # why we closed it: for the log and panels
         self._out: deque[Frame | _CloseRequest] = deque()
         self._out_ready = asyncio.Event()
         self._drained = asyncio.Event()
         self._drained.set()
-        self._close_requested = False
-        self._close_frame = False  # a close frame is queued: let the writer send it
         self._last_in = 0.0
         self._reader: asyncio.Task[None] | None = None
-        self._reading = False  # the reader is in its loop (not yet cleaning up)
         self._stopping: list[ChannelServer] = []
+
+    @property
+    def state(self) -> ConnectionState:
+        """Where this connection is in its life (``states.ConnectionState``)."""
+        return self.lifecycle.state
+
+    @property
+    def killed(self) -> bool:
+        """True once the server killed it: it no longer exists for anyone."""
+        return self.state is ConnectionState.KILLED
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -118,10 +124,12 @@ class Transport:
             id_sub = self.endpoint.pubsub.subscribe(
                 Subscription(self.socket_id, self, self._on_id_broadcast))
         log.info("= socket connected id=%s vsn=%s", self.socket_id, self.vsn)
-        self._reading = True
         try:
             async for raw in self.ws:
                 self._last_in = loop.time()
+                if self.state is not ConnectionState.OPEN:
+                    log.debug("< %s ignored: the connection is %s", short(raw, 80), self.state)
+                    continue
                 await self._receive(raw)
                 if not self._drained.is_set():
                     await self._drained.wait()
@@ -130,41 +138,53 @@ class Transport:
             pass
         except Exception:
             log.exception("! transport failed; closing with 1011")
-            self.close(CloseCode.INTERNAL_ERROR, "internal error")
+            self.close(CloseCode.INTERNAL_ERROR, "internal error in the transport")
         finally:
-            self._reading = False
+            close_frame = self.state is ConnectionState.CLOSING
+            self.lifecycle.fire("ended")
             if id_sub is not None:
                 self.endpoint.pubsub.unsubscribe(id_sub)
             await self._stop_channels()
-            if self._close_frame and not writer.done():
+            if close_frame and not writer.done():
                 await asyncio.wait({writer}, timeout=self.endpoint.close_timeout)
             for task in (writer, idle):
                 task.cancel()
             await asyncio.gather(writer, idle, return_exceptions=True)
             log.info("x socket closed id=%s code=%s reason=%r", self.socket_id,
-                     self.ws.close_code, self.ws.close_reason)
+                     self.ws.close_code, self.close_why or self.ws.close_reason)
 
-    def close(self, code: int, reason: str) -> None:
-        """Close after the frames already queued; later frames are dropped."""
-        if self._close_requested:
+    def close(self, code: int, why: str) -> None:
+        """Close after the frames already queued (empty reason on the wire, ``why`` logged)."""
+        if self.state is not ConnectionState.OPEN:
             return
-        self._close_requested = self._close_frame = True
-        self._out.append(_CloseRequest(int(code), close_reason(reason)))
+        self.lifecycle.fire("close")
+        self.close_why = why
+        log.info("x closing id=%s with %d: %s", self.socket_id, code, why)
+        self._out.append(_CloseRequest(int(code)))
         self._out_ready.set()
 
     def kill(self) -> None:
         """Abort the TCP connection: no close frame, channels vanish without terminate."""
-        self.killed = True
+        if self.state is ConnectionState.KILLED:
+            return
+        reading = self.state in _READING
+        self.lifecycle.fire("kill")
         for server in [*self.channels.values(), *self._stopping]:
             server.cancel()  # also ends a graceful shutdown already under way
-        self.abort()
+        self._drop_tcp(cancel_reader=reading)
 
-    def abort(self) -> None:
+    def abort(self, why: str) -> None:
         """Drop the TCP connection without a close frame (the client sees 1006)."""
-        self._close_requested = True
+        if self.state not in (ConnectionState.OPEN, ConnectionState.CLOSING):
+            return
+        self.lifecycle.fire("abort")
+        self.close_why = why
+        self._drop_tcp(cancel_reader=True)
+
+    def _drop_tcp(self, *, cancel_reader: bool) -> None:
         self._out.clear()
         self.ws.transport.abort()
-        if self._reading and self._reader is not asyncio.current_task():
+        if cancel_reader and self._reader is not asyncio.current_task():
             # The reader may be parked in a join or a full mailbox that will never finish.
             self._reader.cancel()  # type: ignore[union-attr]
 
@@ -183,15 +203,15 @@ class Transport:
         self.send_frame(self.serializer.encode(msg))
 
     def send_frame(self, frame: Frame) -> None:
-        """Queue an encoded frame behind the others (dropped once a close was requested)."""
-        if self._close_requested:
+        """Queue an encoded frame behind the others (dropped once the connection is closing)."""
+        if self.state is not ConnectionState.OPEN:
             return
         self._out.append(frame)
         self._out_ready.set()
         if len(self._out) > self.endpoint.max_outgoing:
             log.error("! slow consumer: %d frames unread; aborting the connection",
                       len(self._out))
-            self.abort()
+            self.abort(f"slow consumer: more than {self.endpoint.max_outgoing} frames unread")
         elif len(self._out) > self.endpoint.outgoing_high:
             self._drained.clear()
 
@@ -205,8 +225,7 @@ class Transport:
                 if len(self._out) <= self.endpoint.outgoing_high // 2:
                     self._drained.set()
                 if isinstance(item, _CloseRequest):
-                    log.info("x closing code=%d reason=%r", item.code, item.reason)
-                    await self.ws.close(item.code, item.reason)
+                    await self.ws.close(item.code, "")  # Phoenix's close reasons are empty
                     return
                 await self.ws.send(item)
                 if log.isEnabledFor(logging.DEBUG):
@@ -225,7 +244,7 @@ class Transport:
             remaining = self._last_in + timeout - loop.time()
             if remaining <= 0:
                 log.warning("- idle timeout: nothing received for %.1f s", timeout)
-                self.close(CloseCode.PROTOCOL_ERROR, "idle timeout")
+                self.close(CloseCode.PROTOCOL_ERROR, f"idle timeout ({timeout:g} s silent)")
                 return
             await asyncio.sleep(remaining)
 
@@ -237,69 +256,60 @@ class Transport:
         try:
             msg = self.serializer.decode(raw)
         except ProtocolError as exc:
-            self._bad_frame(raw, exc)
+            result = answer(raw, exc)
+            log.error("! %s: %s; closing with %d, as Phoenix's crashed socket does",
+                      short(raw, 80), result.why, result.code)
+            self.close(result.code, result.why)
             return
-        await self._route(msg)
+        action = routing.route(msg, self.channels,
+                               lambda topic: match_route(self.endpoint.routes, topic),
+                               self.endpoint.max_channels)
+        await self._carry_out(action, msg)
 
-    def _bad_frame(self, raw: Frame, exc: ProtocolError) -> None:
-        result = answer(raw, exc, self.serializer)
-        if isinstance(result, Reply):
-            log.error("! invalid message on %s (ref %s): %s", result.topic, result.ref, exc)
-            self.send(result)
-        else:
-            log.error("! bad frame %s: %s; closing with %d", short(raw, 80), exc, result.code)
-            self.close(result.code, result.reason)
-
-    async def _route(self, msg: Message) -> None:
-        if msg.topic == PHOENIX_TOPIC and msg.event == HEARTBEAT:
-            if self.endpoint.answer_heartbeats:
-                log.debug("%% heartbeat %s", msg.ref)
-                self.send(Reply(PHOENIX_TOPIC, "ok", {}, msg.ref, None))
-            else:
-                log.debug("%% heartbeat %s dropped (answer_heartbeats=False)", msg.ref)
-            return
-        if msg.event == PHX_JOIN:
-            await self._join(msg)
-            return
-        server = self.channels.get(msg.topic)
-        if server is None:
-            if msg.event == PHX_LEAVE:
+    async def _carry_out(self, action: routing.Action, msg: Message) -> None:
+        match action:
+            case routing.Heartbeat():
+                if self.endpoint.answer_heartbeats:
+                    log.debug("%% heartbeat %s", msg.ref)
+                    self.send(Reply(PHOENIX_TOPIC, "ok", {}, msg.ref, None))
+                else:
+                    log.debug("%% heartbeat %s dropped (answer_heartbeats=False)", msg.ref)
+            case routing.StartJoin(channel=channel_cls, replaces=old):
+                await self._join(msg, channel_cls, old)
+            case routing.Deliver(member=server):
+                await server.deliver(msg)
+            case routing.DropStale(member=server):
+                log.debug("< %s %s: stale join_ref %r (current %r), dropped",
+                          msg.topic, msg.event, msg.join_ref, server.wire_join_ref)
+            case routing.DropDying(member=server):
+                log.debug("< %s %s: channel is %s, message lost", msg.topic, msg.event,
+                          server.state)
+            case routing.LeaveOk():
                 self.send(Reply(msg.topic, "ok", {}, msg.ref, msg.join_ref))
-            else:
-                log.warning("! %s %s: unmatched topic", msg.topic, msg.event)
-                self.send(Reply(msg.topic, "error", {"reason": UNMATCHED_TOPIC}, msg.ref, None))
-            return
-        if msg.join_ref is not None and msg.join_ref != server.wire_join_ref:
-            log.debug("< %s %s: stale join_ref %s (current %s), dropped",
-                      msg.topic, msg.event, msg.join_ref, server.wire_join_ref)
-            return
-        await server.deliver(msg)
-
-    async def _join(self, msg: Message) -> None:
-        old = self.channels.pop(msg.topic, None)
-        if old is not None:
-            log.debug("= %s: duplicate join %s replaces %s", msg.topic, msg.join_ref, old.join_ref)
-            await old.kill()
-        channel_cls = match_route(self.endpoint.routes, msg.topic)
-        if channel_cls is None:
-            log.warning("! join %s: unmatched topic", msg.topic)
-            self.send(Reply(msg.topic, "error", {"reason": UNMATCHED_TOPIC}, msg.ref, None))
-        elif len(self.channels) >= self.endpoint.max_channels:
-            log.warning("! join %s: %s", msg.topic, TOO_MANY_CHANNELS)
-            self.send(Reply(msg.topic, "error", {"reason": TOO_MANY_CHANNELS},
-                            msg.ref, msg.join_ref))
-        else:
-            try:
-                server = ChannelServer(channel_cls, msg, self, self.endpoint.pubsub,
-                                       self.endpoint.mailbox_size)
-            except Exception:  # e.g. a Channel subclass whose __init__ needs arguments
-                log.exception("! join %s: could not create %s", msg.topic, channel_cls.__name__)
-                self.send(Reply(msg.topic, "error", {"reason": JOIN_CRASHED},
+            case routing.TooManyChannels():
+                log.warning("! join %s: %s", msg.topic, TOO_MANY_CHANNELS)
+                self.send(Reply(msg.topic, "error", {"reason": TOO_MANY_CHANNELS},
                                 msg.ref, msg.join_ref))
-            else:
-                self.channels[msg.topic] = server
-                if not await server.join(msg) and self.channels.get(msg.topic) is server:
-                    del self.channels[msg.topic]
+            case routing.Unmatched():
+                log.warning("! %r %r: unmatched topic", msg.topic, msg.event)
+                self.send(Reply(msg.topic, "error", {"reason": UNMATCHED_TOPIC}, msg.ref, None))
+
+    async def _join(self, msg: Message, channel_cls: Any, old: ChannelServer | None) -> None:
+        if old is not None:
+            del self.channels[msg.topic]
+            log.debug("= %s: duplicate join %r replaces %r", msg.topic, msg.join_ref,
+                      old.join_ref)
+            await old.kill()
+        try:
+            server = ChannelServer(channel_cls, msg, self, self.endpoint.pubsub,
+                                   self.endpoint.mailbox_size)
+        except Exception:  # e.g. a Channel subclass whose __init__ needs arguments
+            log.exception("! join %s: could not create %s", msg.topic, channel_cls.__name__)
+            self.send(Reply(msg.topic, "error", {"reason": JOIN_CRASHED}, msg.ref, msg.join_ref))
+        else:
+            self.channels[msg.topic] = server
+            if not await server.join(msg) and self.channels.get(msg.topic) is server:
+                del self.channels[msg.topic]
         if old is not None:
             self.send(Message(msg.topic, PHX_CLOSE, {}, old.wire_join_ref, old.wire_join_ref))
 
@@ -318,8 +328,7 @@ class Transport:
 
     def _on_id_broadcast(self, message: Broadcast) -> None:
         if message.event == "disconnect":
-            log.info("x disconnect broadcast for socket id %s", self.socket_id)
-            self.close(CloseCode.GOING_AWAY, "disconnected")
+            self.close(CloseCode.GOING_AWAY, f"disconnect broadcast for {self.socket_id}")
 
     def describe(self, redact: Any) -> dict[str, Any]:
         """This socket for Endpoint.snapshot()."""
@@ -327,4 +336,3 @@ class Transport:
                 "params": redact(self.params),
                 "channels": [{"topic": s.topic, "join_ref": s.join_ref}
                              for s in self.channels.values() if s.joined]}
-

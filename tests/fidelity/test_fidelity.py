@@ -1,0 +1,59 @@
+"""The bundled server answers as real Phoenix 1.8.12 did, scenario by scenario.
+
+The golden transcripts (``../shared/fidelity``, vendored in ``golden/``) are replayed
+against ``python -m mini_server`` started as the CLI contract says, with Phoenix's own
+timings: the idle-timeout scenario waits the real 60 s, in the background while the other
+81 run, so it costs no extra time.  Every scenario must match (verdict same, cosmetic or
+texts) except those named in ``deviations.DELIBERATE`` (PROTOCOL.md section 11).
+"""
+
+from __future__ import annotations
+
+import pytest
+from deviations import DELIBERATE, unexpected
+from runner import run_file, summary
+from server_process import cli_server
+from verdicts import golden_files, load
+
+GOLDEN = golden_files()
+
+
+@pytest.mark.timeout(900)  # the file replays in about two minutes; a loaded machine is slower
+@pytest.mark.parametrize("path", GOLDEN, ids=[p.name for p in GOLDEN])
+async def test_every_scenario_replays_as_phoenix_answered(path):
+    """Each recorded scenario matches, except the deliberate deviations, which still differ."""
+    golden = load(path)
+    async with cli_server() as url:
+        host, port = url.removeprefix("ws://").split(":")
+        results = await run_file(golden, host, int(port))
+    print(f"\nfidelity {path.name}: {summary(results)}")
+    for result in results:
+        if result.verdict != "same":
+            print("  " + result.explain())
+    bad = unexpected(results)
+    assert not bad, "scenarios that differ from Phoenix:\n" + "\n".join(
+        r.explain() for r in bad)
+    by_name = {r.name: r for r in results}
+    for name in DELIBERATE:
+        if name in by_name:  # the deviation is real: if it vanished, update PROTOCOL.md 11
+            assert by_name[name].verdict == "DIFF", f"{name} now matches: drop the deviation"
+    assert len(results) == golden["scenario_count"]
+
+
+def test_there_are_golden_transcripts_to_replay():
+    """The replayer finds at least the vendored Phoenix 1.8.12 file."""
+    assert any(p.name == "phoenix-1.8.12.json" for p in GOLDEN)
+
+
+async def test_replayer_catches_a_server_that_answers_otherwise():
+    """With check_origin off the server accepts foreign Origins, and the replay says DIFF."""
+    golden = load(GOLDEN[0])
+    async with cli_server(None, "--check-origin", "false") as url:
+        host, port = url.removeprefix("ws://").split(":")
+        results = await run_file(golden, host, int(port),
+                                 only=lambda s: s["name"].startswith("hs_origin"))
+    verdicts = {r.name: r.verdict for r in results}
+    assert verdicts == {"hs_origin_absent": "same", "hs_origin_localhost": "same",
+                        "hs_origin_localhost_noport": "same",
+                        "hs_origin_localhost_https_other_port": "same",
+                        "hs_origin_127": "DIFF", "hs_origin_sub": "DIFF", "hs_origin_null": "DIFF"}
