@@ -66,7 +66,8 @@ async def run_one(server: Endpoint, topic: str, subscribers: int, messages: int)
         start = time.perf_counter()
         for n in range(messages):
             await server.broadcast(topic, "new_msg", {"body": f"message {n}"})
-        await asyncio.wait_for(asyncio.gather(*readers), timeout=120)
+        async with asyncio.timeout(120):
+            await asyncio.gather(*readers)
         return time.perf_counter() - start
     finally:
         await asyncio.gather(*(ws.close() for ws in clients))

@@ -146,7 +146,8 @@ class PhoenixJS:
 
         async with self._changed:
             try:
-                await asyncio.wait_for(self._changed.wait_for(ready), within)
+                async with asyncio.timeout(within):
+                    await self._changed.wait_for(ready)
             except TimeoutError:
                 seen = self.observations[since:][-15:]
                 raise AssertionError(
@@ -197,7 +198,8 @@ class PhoenixJS:
             if self.process.stdin is not None and not self.process.stdin.is_closing():
                 self.process.stdin.close()
             try:
-                await asyncio.wait_for(self.process.wait(), 3.0)
+                async with asyncio.timeout(3.0):
+                    await self.process.wait()
             except TimeoutError:
                 self.process.kill()
                 await self.process.wait()

@@ -26,7 +26,8 @@ async def wait_snapshot(
         return last
 
     try:
-        return await asyncio.wait_for(poll(), within)
+        async with asyncio.timeout(within):
+            return await poll()
     except TimeoutError:
         raise AssertionError(f"server snapshot never matched within {within} s: {last}") from None
 

@@ -115,11 +115,13 @@ class PythonClient:
     async def join(self, topic: str) -> None:
         assert self.socket is not None
         channel = self.channels[topic] = self.socket.channel(topic)
-        reply = await asyncio.wait_for(channel.join(), WAIT)
+        async with asyncio.timeout(WAIT):
+            reply = await channel.join()
         assert reply.status == "ok"
 
     async def ping(self, topic: str, n: int) -> None:
-        reply = await asyncio.wait_for(self.channels[topic].push("ping", {"n": n}), WAIT)
+        async with asyncio.timeout(WAIT):
+            reply = await self.channels[topic].push("ping", {"n": n})
         assert (reply.status, reply.response) == ("ok", {"n": n})
 
     def outage_starts(self) -> None:
@@ -140,7 +142,8 @@ class PythonClient:
 
     async def leave(self, topic: str) -> None:
         channel = self.channels[topic]
-        await asyncio.wait_for(channel.leave(), WAIT)
+        async with asyncio.timeout(WAIT):
+            await channel.leave()
         await channel.wait_state(ChannelState.CLOSED, WAIT)
 
     async def disconnect(self) -> None:

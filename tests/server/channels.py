@@ -35,7 +35,8 @@ class Recorder:
                 if got_kind == kind:
                     return value
 
-        return await asyncio.wait_for(wait(), within)
+        async with asyncio.timeout(within):
+            return await wait()
 
 
 class EchoChannel(Channel):
@@ -158,9 +159,11 @@ class GateChannel(Channel):
     gate: asyncio.Event | None = None
 
     async def handle_in(self, event: str, payload: Any) -> Any:
-        """Wait for the gate, then echo."""
+        """Wait for the gate, then echo (or crash, for "crash")."""
         assert GateChannel.gate is not None
         await GateChannel.gate.wait()
+        if event == "crash":
+            raise RuntimeError("crash after the gate (a test crash)")
         return reply("ok", payload)
 
 

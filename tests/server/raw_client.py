@@ -29,7 +29,8 @@ class Raw:
 
     async def recv(self, within: float = TIMEOUT) -> Any:
         """The next frame: JSON decoded for text, bytes for binary."""
-        data = await asyncio.wait_for(self.ws.recv(), within)
+        async with asyncio.timeout(within):
+            data = await self.ws.recv()
         return json.loads(data) if isinstance(data, str) else data
 
     async def join(self, topic: str, join_ref: str, payload: dict | None = None) -> Any:
@@ -51,7 +52,8 @@ class Raw:
             except ConnectionClosed:
                 pass
 
-        await asyncio.wait_for(drain(), within)
+        async with asyncio.timeout(within):
+            await drain()
         return self.ws.close_code, self.ws.close_reason
 
 

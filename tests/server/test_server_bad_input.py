@@ -29,38 +29,51 @@ async def assert_still_fine(client: Raw) -> None:
 @pytest.mark.parametrize("frame", [
     '["1","2","echo:1","ev",{}',  # truncated JSON
     "not json at all",
-    '["1","2"]',  # too few elements, no topic to answer on
-    '["1","2",5,"ev",{}]',  # non-string topic
+    "",
+    '["1","2"]',  # too few elements
+    "[]",
     '{"topic":"echo:1"}',  # V1 shape on a V2 socket
+    '1', '"x"', "null",  # JSON scalars
     "[NaN]",
     "[" * 100_000,  # nesting deep enough to blow the recursion limit
 ])
-async def test_undecodable_text_closes_with_1007(raw, frame):
-    """A frame with no usable topic and ref closes that connection with 1007."""
+async def test_undecodable_text_closes_with_1011_and_no_reason(raw, frame):
+    """Phoenix's socket process crashes on an undecodable frame: close 1011, empty reason."""
     bystander = await healthy(raw)
     bad = await raw()
     await bad.send_raw(frame)
-    code, reason = await bad.closed()
-    assert code == 1007 and reason.startswith("invalid data")
+    assert await bad.closed() == (1011, "")
     await assert_still_fine(bystander)
 
 
-@pytest.mark.parametrize(("frame", "why"), [
-    ('["1","r","echo:1","ev","payload"]', "payload must be a JSON object"),
-    ('["1","r","echo:1",7,{}]', "event must be a string"),
-    ('["1","r","echo:1","ev"]', "a V2 message is a JSON array"),
-    ('[1,"r","echo:1","ev",{}]', "join_ref must be a string or null"),
+@pytest.mark.parametrize(("frame", "answer"), [
+    ('["1","r","echo:1","ping","payload"]', ["1", "r", "echo:1", "phx_reply",
+                                            {"status": "ok", "response": "payload"}]),
+    ('[1,2,"echo:1","ping",{}]', [1, 2, "echo:1", "phx_reply",
+                                  {"status": "ok", "response": {}}]),
+    ('["1","r",5,"ev",{}]', [None, "r", 5, "phx_reply",
+                             {"status": "error", "response": {"reason": "unmatched topic"}}]),
+    ('["1","r","echo:1","ping",{},"extra"]', ["1", "r", "echo:1", "phx_reply",
+                                              {"status": "ok", "response": {}}]),
 ])
-async def test_invalid_message_with_topic_and_ref_gets_error_reply(raw, frame, why):
-    """When topic and ref are readable the offender gets an error reply and stays connected."""
-    bystander = await healthy(raw)
+async def test_odd_but_decodable_fields_are_served_as_phoenix_does(raw, frame, answer):
+    """Any payload, numeric refs, a non-string topic and extra elements are not errors."""
     bad = await raw()
+    await bad.send_raw('[1,1,"echo:1","phx_join",{}]' if "[1," in frame else
+                       '["1","1","echo:1","phx_join",{}]')
+    await bad.recv()
     await bad.send_raw(frame)
-    got = await bad.recv()
-    assert got[:4] == [None, "r", "echo:1", "phx_reply"]
-    assert got[4]["status"] == "error" and why in got[4]["response"]["reason"]
+    assert await bad.recv() == answer
     assert await bad.heartbeat() == reply(None, "hb", "phoenix")
-    await assert_still_fine(bystander)
+
+
+async def test_non_string_event_crashes_the_joined_channel(raw):
+    """An event that is not a string reaches the channel, which has no clause: phx_error."""
+    client = await raw()
+    await client.join("echo:1", "1")
+    await client.send("1", "2", "echo:1", 7, {})
+    assert await client.recv() == ["1", "1", "echo:1", "phx_error", {"reason": "channel_crash"}]
+    assert await client.heartbeat() == reply(None, "hb", "phoenix")
 
 
 @pytest.mark.parametrize("frame", [
@@ -69,24 +82,40 @@ async def test_invalid_message_with_topic_and_ref_gets_error_reply(raw, frame, w
     bytes([0, 1, 1, 6, 3]) + b"67echo",  # truncated inside the topic
     bytes([1, 1, 1, 6, 2]) + b"67echo:1ok",  # a reply kind: clients may only push
     bytes([0, 1, 1, 2, 1]) + b"67\xff\xfeev",  # topic not UTF-8
+    b'["1","1","echo:1","phx_join",{}]',  # V2 JSON in a binary frame
 ])
-async def test_garbage_binary_closes_with_1007(raw, frame):
-    """Truncated or foreign binary frames close the connection with 1007."""
+async def test_garbage_binary_closes_with_1011(raw, frame):
+    """Truncated, foreign or JSON binary frames on V2 close the connection with 1011."""
     bystander = await healthy(raw)
     bad = await raw()
     await bad.send_raw(frame)
-    assert (await bad.closed())[0] == 1007
+    assert await bad.closed() == (1011, "")
     await assert_still_fine(bystander)
 
 
-async def test_binary_frame_on_v1_closes_with_1003(raw):
-    """V1 has no binary frames: close 1003 (unsupported data)."""
+async def test_v1_json_in_a_binary_frame_is_served_like_text(raw):
+    """Phoenix's V1 serializer JSON-decodes binary frames, so bytes clients work."""
+    client = await raw("", v1=True)
+    await client.send_raw(b'{"topic":"echo:1","event":"phx_join","payload":{},"ref":"1"}')
+    assert await client.recv() == {"event": "phx_reply", "ref": "1", "topic": "echo:1",
+                                   "payload": {"status": "ok",
+                                               "response": {"joined": "echo:1"}}}
+
+
+async def test_v2_binary_push_on_v1_closes_with_1011(raw):
+    """A V2 binary push on a V1 socket is not JSON: 1011, and the others are fine."""
     bystander = await healthy(raw)
     bad = await raw("", v1=True)
     await bad.send_raw(bytes([0, 1, 1, 6, 3]) + b"67echo:1bin")
-    code, reason = await bad.closed()
-    assert code == 1003 and "vsn=2.0.0" in reason
+    assert await bad.closed() == (1011, "")
     await assert_still_fine(bystander)
+
+
+async def test_invalid_utf8_text_closes_with_1007_and_no_reason(raw):
+    """A text frame that is not UTF-8 closes with 1007, as Bandit does, reason empty."""
+    bad = await raw()
+    await bad.ws.send(b'["1","1","room:\xff","phx_join",{}]', text=True)
+    assert await bad.closed() == (1007, "")
 
 
 async def test_frame_over_max_frame_size_closes_with_1009(make_server, raw):
@@ -95,7 +124,7 @@ async def test_frame_over_max_frame_size_closes_with_1009(make_server, raw):
     bystander = await healthy(lambda *a, **k: raw(*a, endpoint=server, **k))
     bad = await raw(endpoint=server)
     await bad.send(None, "1", "phoenix", "heartbeat", {"pad": "x" * 2000})
-    assert (await bad.closed())[0] == 1009
+    assert await bad.closed() == (1009, "")
     await assert_still_fine(bystander)
 
 
@@ -148,10 +177,12 @@ async def test_client_that_never_reads_is_aborted_past_max_outgoing(make_server,
             await server.broadcast("echo:big", "blob", payload)
             await reader.recv()  # the healthy subscriber keeps up
 
-    await asyncio.wait_for(pump(), 20)
+    async with asyncio.timeout(20):
+        await pump()
     with pytest.raises(ConnectionClosed):
         while True:
-            await asyncio.wait_for(stuck.ws.recv(), TIMEOUT)
+            async with asyncio.timeout(TIMEOUT):
+                await stuck.ws.recv()
     assert stuck.ws.close_code == 1006
     await wait_until(lambda: server.snapshot()["socket_count"] == 1)
     assert await reader.heartbeat() == reply(None, "hb", "phoenix")

@@ -30,7 +30,8 @@ async def cli():
         "--log-level", "WARNING", cwd=ROOT, env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     try:
-        line = (await asyncio.wait_for(proc.stdout.readline(), STARTUP_LIMIT)).decode()
+        async with asyncio.timeout(STARTUP_LIMIT):
+            line = (await proc.stdout.readline()).decode()
         startup = loop.time() - started
         match = re.search(r"ws://127\.0\.0\.1:\d+/socket", line)
         assert match, f"no URL in {line!r}"
@@ -65,13 +66,16 @@ async def test_cli_exits_0_with_1012_within_2s_of_sigterm(cli):
     proc, url, _ = cli
     async with connect(f"{url}/websocket?vsn=2.0.0") as ws:
         await ws.send(json.dumps(["1", "1", "room:1", "phx_join", {}]))
-        await asyncio.wait_for(ws.recv(), TIMEOUT)
+        async with asyncio.timeout(TIMEOUT):
+            await ws.recv()
         loop = asyncio.get_running_loop()
         sent = loop.time()
         proc.send_signal(signal.SIGTERM)
-        await asyncio.wait_for(ws.wait_closed(), STOP_LIMIT)
+        async with asyncio.timeout(STOP_LIMIT):
+            await ws.wait_closed()
         assert ws.close_code == 1012
-        assert await asyncio.wait_for(proc.wait(), STOP_LIMIT) == 0
+        async with asyncio.timeout(STOP_LIMIT):
+            assert await proc.wait() == 0
         elapsed = loop.time() - sent
     print(f"\nCLI SIGTERM to exit: {elapsed:.3f} s")
     assert elapsed < STOP_LIMIT

@@ -59,7 +59,8 @@ async def test_kill_aborts_without_close_frame_so_clients_see_1006(make_server, 
     await client.join("echo:1", "jr")
     await server.kill()
     with pytest.raises(ConnectionClosedError) as info:
-        await asyncio.wait_for(client.ws.recv(), TIMEOUT)
+        async with asyncio.timeout(TIMEOUT):
+            await client.ws.recv()
     assert info.value.rcvd is None
     assert client.ws.close_code == 1006
     assert recorder.queue.empty()
@@ -100,7 +101,8 @@ async def test_port_stays_reserved_while_down(make_server, how):
     server = await make_server()
     await getattr(server, how)()
     with pytest.raises(OSError):
-        await asyncio.wait_for(asyncio.open_connection("127.0.0.1", server.port), TIMEOUT)
+        async with asyncio.timeout(TIMEOUT):
+            await asyncio.open_connection("127.0.0.1", server.port)
     # The port counts as in use, so the kernel never hands it to a bind(0) either.
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as intruder:
         with pytest.raises(OSError) as taken:
@@ -144,8 +146,9 @@ async def test_async_context_manager_starts_and_stops(recorder):
     async with Endpoint(port=0) as server:
         async with connect(f"{server.url}/websocket?vsn=2.0.0") as ws:
             await ws.send('["1","1","room:1","phx_join",{}]')
-            assert await asyncio.wait_for(ws.recv(), TIMEOUT) == (
-                '["1","1","room:1","phx_reply",{"status":"ok","response":{}}]')
+            async with asyncio.timeout(TIMEOUT):
+                assert await ws.recv() == (
+                '["1","1","room:1","phx_reply",{"response":{},"status":"ok"}]')
     assert server.running is False
 
 
@@ -187,19 +190,40 @@ async def test_other_paths_get_404(server):
 
 
 async def test_auth_token_subprotocol_is_echoed_and_decoded(make_server):
-    """phoenix.js authToken: "phoenix" is echoed and the token reaches connect_info."""
+    """auth_token=True (phoenix.js authToken): "phoenix" is echoed, the token reaches connect."""
     seen = asyncio.get_running_loop().create_future()
 
     def hook(params, info):
         seen.set_result(info.get("auth_token"))
         return {}
 
-    server = await make_server(connect=hook)
+    server = await make_server(connect=hook, auth_token=True)
     token = base64.b64encode(b"my secret/token+?").decode().rstrip("=")
     async with connect(f"{server.url}/websocket?vsn=2.0.0",
                        subprotocols=["phoenix", f"base64url.bearer.phx.{token}"]) as ws:
         assert ws.subprotocol == "phoenix"
-        assert await asyncio.wait_for(seen, TIMEOUT) == "my secret/token+?"
+        async with asyncio.timeout(TIMEOUT):
+            assert await seen == "my secret/token+?"
+
+
+async def test_without_auth_token_no_subprotocol_is_answered(make_server):
+    """Phoenix's default socket names no subprotocol and ignores a bearer token."""
+    seen = asyncio.get_running_loop().create_future()
+    server = await make_server(connect=lambda params, info: seen.set_result(info) or {})
+    async with connect(f"{server.url}/websocket?vsn=2.0.0",
+                       subprotocols=["phoenix", "base64url.bearer.phx.dG9rZW4"]) as ws:
+        assert ws.response.headers.get("Sec-WebSocket-Protocol") is None
+        async with asyncio.timeout(TIMEOUT):
+            assert "auth_token" not in await seen
+
+
+async def test_auth_token_refuses_an_offer_without_phoenix(make_server):
+    """With auth_token, subprotocols offered without "phoenix" are refused with 403."""
+    server = await make_server(auth_token=True)
+    with pytest.raises(InvalidStatus) as info:
+        await connect(f"{server.url}/websocket?vsn=2.0.0", subprotocols=["mqtt"],
+                      open_timeout=TIMEOUT)
+    assert info.value.response.status_code == 403
 
 
 async def test_snapshot_lists_sockets_channels_and_redacts_secrets(make_server, raw):
@@ -259,7 +283,8 @@ async def test_stop_finishes_even_when_a_join_never_returns(make_server, raw):
     await wait_until(lambda: bool(server.snapshot()["socket_count"]))
     loop = asyncio.get_running_loop()
     started = loop.time()
-    await asyncio.wait_for(server.stop(), TIMEOUT)
+    async with asyncio.timeout(TIMEOUT):
+        await server.stop()
     assert loop.time() - started < TIMEOUT
     assert (await client.closed())[0] == 1012
 
@@ -270,7 +295,8 @@ async def test_kill_with_a_hung_join_leaves_no_task(make_server, raw):
     client = await raw(endpoint=server)
     await client.send("j", "j", "hang:1", "phx_join", {})
     await wait_until(lambda: bool(server.snapshot()["socket_count"]))
-    await asyncio.wait_for(server.kill(), TIMEOUT)
+    async with asyncio.timeout(TIMEOUT):
+        await server.kill()
     assert (await client.closed())[0] == 1006
 
 
@@ -279,7 +305,9 @@ async def test_heartbeats_can_be_switched_off(make_server, raw):
     server = await make_server(answer_heartbeats=False)
     client = await raw(endpoint=server)
     await client.send(None, "h1", "phoenix", "heartbeat", {})
-    await client.join("echo:1", "jr")  # the next frame is the join reply, not a heartbeat reply
+    # The next frame must be the join reply: an answered heartbeat would come first.
+    assert await client.join("echo:1", "jr") == reply("jr", "jr", "echo:1",
+                                                      response={"joined": "echo:1"})
 
 
 async def test_endpoint_binary_broadcast_is_a_kind_2_frame(raw, server):
@@ -307,4 +335,5 @@ async def test_kill_cuts_short_a_graceful_channel_shutdown(make_server, raw):
     await client.ws.close()
     await wait_until(lambda: (server.snapshot()["socket_count"],
                               server.snapshot()["channel_count"]) == (1, 0))
-    await asyncio.wait_for(server.kill(), TIMEOUT)  # well under the 5 s shutdown grace
+    async with asyncio.timeout(TIMEOUT):
+        await server.kill()  # well under the 5 s shutdown grace
