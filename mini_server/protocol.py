@@ -24,6 +24,7 @@ and the client sees close code 1011) without hurting anyone else.
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from dataclasses import dataclass, field
@@ -46,6 +47,17 @@ UNMATCHED_TOPIC = "unmatched topic"
 TOO_MANY_CHANNELS = "too many channels joined"
 JOIN_CRASHED = "join crashed"
 CHANNEL_CRASH = "channel_crash"  # phx_error payload since Phoenix 1.8.10
+
+# phoenix.js's authToken rides in Sec-WebSocket-Protocol (PROTOCOL.md 1.5).
+AUTH_TOKEN_PREFIX = "base64url.bearer.phx."
+PHOENIX_SUBPROTOCOL = "phoenix"
+
+
+def auth_token_subprotocols(token: str) -> list[str]:
+    """What phoenix.js offers for ``authToken``: ``phoenix`` and the token, base64 unpadded."""
+    encoded = base64.b64encode(token.encode("utf-8")).decode("ascii").rstrip("=")
+    return [PHOENIX_SUBPROTOCOL, AUTH_TOKEN_PREFIX + encoded]
+
 
 # --- defaults -------------------------------------------------------------------------
 

@@ -39,6 +39,7 @@ from ..protocol import (
     Frame,
     Message,
     ProtocolError,
+    auth_token_subprotocols,
 )
 from .events import EventStream, describe
 from .timer import Timer, running_loop
@@ -83,7 +84,9 @@ class ConnectionLifecycle:
         # phoenix.js sets no handshake timeout (a browser WebSocket has none). We bound it so a
         # connect into a black hole cannot hang forever, but never below Phoenix's 10 s: with
         # short teaching timers a loaded server must not be abandoned mid-handshake.
-        transport = self.transport(url, open_timeout=max(self.timeout, DEFAULT_TIMEOUT))
+        extra = {} if self.auth_token is None else {
+            "subprotocols": auth_token_subprotocols(self.auth_token())}
+        transport = self.transport(url, open_timeout=max(self.timeout, DEFAULT_TIMEOUT), **extra)
         self._transports = [t for t in self._transports if not t.done]
         self._transports.append(transport)
         self.connection = Connection(self, transport)

@@ -16,6 +16,9 @@ reconnect, and the one hook that classifies closes) is in lifecycle.py.
   in order, minus frames that became outdated (their channel closed or rejoined, 1.8.16).
 * Refs come from one counter per socket (``make_ref``), also consumed by every ``on_*``
   callback registration, as in phoenix.js: refs are opaque strings.
+* ``auth_token=`` (phoenix.js ``authToken``, a string or a callable read at every connect)
+  goes in ``Sec-WebSocket-Protocol`` as ``phoenix`` plus ``base64url.bearer.phx.<token>``,
+  never in the URL; the server must enable it (Phoenix ``auth_token: true``).
 * Defaults are phoenix.js's: 30 s heartbeat, 10 s timeout, ``protocol.reconnect_after`` and
   ``protocol.rejoin_after``.
 
@@ -66,7 +69,8 @@ class Socket(ConnectionLifecycle):
                  reconnect_after: Callable[[int], float] = protocol.reconnect_after,
                  rejoin_after: Callable[[int], float] = protocol.rejoin_after,
                  vsn: str = DEFAULT_VSN, transport: Callable[..., Any] | None = None,
-                 name: str = "socket") -> None:
+                 name: str = "socket",
+                 auth_token: str | Callable[[], str] | None = None) -> None:
         if not isinstance(url, str) or not url.startswith(("ws://", "wss://")):
             raise ValueError(f"the socket URL must be absolute, like ws://127.0.0.1:4000/socket "
                              f"(the client adds /websocket), got {url!r}")
@@ -82,6 +86,10 @@ class Socket(ConnectionLifecycle):
         self.reconnect_after = reconnect_after
         self.rejoin_after = rejoin_after
         self.vsn = vsn
+        # phoenix.js authToken: sent as a subprotocol (never in the URL), re-read per connect.
+        self.auth_token: Callable[[], str] | None = (
+            None if auth_token is None else auth_token if callable(auth_token)
+            else (lambda: auth_token))
         self.transport = transport or WebSocketTransport
         self.serializer = V2JSONSerializer()  # phoenix.js speaks V2 whatever vsn says
         self.events = EventStream(name)

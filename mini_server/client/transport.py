@@ -67,8 +67,10 @@ class WebSocketTransport:
     """A WebSocket with the browser's event-callback shape, run by owned asyncio tasks."""
 
     def __init__(self, url: str, *, open_timeout: float | None = 10.0,
-                 close_timeout: float | None = 1.5) -> None:
+                 close_timeout: float | None = 1.5,
+                 subprotocols: list[str] | None = None) -> None:
         self.url = url
+        self.subprotocols = subprotocols  # phoenix.js authToken (protocol.auth_token_...)
         self.open_timeout = open_timeout
         self.close_timeout = close_timeout
         self.onopen: Callable[[], object] = _noop
@@ -141,7 +143,7 @@ class WebSocketTransport:
         try:
             ws = await connect(self.url, ping_interval=None, open_timeout=self.open_timeout,
                                close_timeout=self.close_timeout, proxy=None, compression=None,
-                               max_size=None)
+                               max_size=None, subprotocols=self.subprotocols)
         except asyncio.CancelledError:
             self._finish(None, CloseCode.ABNORMAL, "")  # closed while connecting
             return

@@ -72,7 +72,9 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
 
 from mini_server.protocol import (
+    AUTH_TOKEN_PREFIX,
     MAX_CHANNELS_PER_TRANSPORT,
+    PHOENIX_SUBPROTOCOL,
     SERVER_IDLE_TIMEOUT,
     WEBSOCKET_PATH,
     CloseCode,
@@ -332,8 +334,8 @@ class Endpoint:
             token = handshake.bearer_token(offered)
             if token is not None:
                 connect_info["auth_token"] = token
-            others = [p for p in offered if not p.startswith(handshake.AUTH_TOKEN_PREFIX)]
-            if others and "phoenix" not in others:
+            others = [p for p in offered if not p.startswith(AUTH_TOKEN_PREFIX)]
+            if others and PHOENIX_SUBPROTOCOL not in others:
                 log.warning("! refused subprotocols %r (only 'phoenix' is served)", others)
                 return handshake.forbidden()
         params = parse_params(url.query)
@@ -365,7 +367,7 @@ class Endpoint:
     def _select_subprotocol(self, conn: ServerConnection, offered: Any) -> Any:
         # Phoenix answers "phoenix" only with auth_token: true (phoenix.js needs the echo);
         # with default options it names no subprotocol, whatever the client offered.
-        return "phoenix" if self.auth_token and "phoenix" in offered else None
+        return PHOENIX_SUBPROTOCOL if self.auth_token and PHOENIX_SUBPROTOCOL in offered else None
 
     async def _handle(self, conn: ServerConnection) -> None:
         serializer, params, assigns, socket_id = conn.phx_handshake  # type: ignore[attr-defined]

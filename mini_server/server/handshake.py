@@ -34,9 +34,9 @@ from websockets.frames import Close, Frame, Opcode
 from websockets.http11 import Request, Response
 from websockets.protocol import State
 
-log = logging.getLogger(__name__)
+from mini_server.protocol import AUTH_TOKEN_PREFIX
 
-AUTH_TOKEN_PREFIX = "base64url.bearer.phx."  # phoenix.js authToken subprotocol
+log = logging.getLogger(__name__)
 NOT_FOUND_BODY = b'{"errors":{"detail":"Not Found"}}'
 
 

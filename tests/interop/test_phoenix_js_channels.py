@@ -56,7 +56,7 @@ class LabChannel(Channel):
 @pytest.fixture
 async def lab() -> AsyncIterator[Endpoint]:
     """A server routing "lab:*" to LabChannel next to the demo rooms."""
-    async with Endpoint({"lab:*": LabChannel, **DEMO_ROUTES}) as endpoint:
+    async with Endpoint({**DEMO_ROUTES, "lab:*": LabChannel}) as endpoint:  # this test's lab
         yield endpoint
 
 

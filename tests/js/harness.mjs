@@ -9,8 +9,10 @@
 // Closing stdin ends the harness, so a test that dies never leaves node running.
 //
 // Commands ({"cmd": ...}):
-//   socket   {id, url, params?, opts?: {timeout, heartbeatIntervalMs,
-//             reconnectAfterMs: [ms...], rejoinAfterMs: [ms...]}}  (lists: last value repeats)
+//   socket   {id, url, params?, opts?: {timeout, heartbeatIntervalMs, authToken,
+//             reconnectAfterMs: [ms...], rejoinAfterMs: [ms...], origin}}  (lists: last value
+//             repeats; `origin` is not a phoenix.js option: the harness makes ws send that
+//             Origin header, as a browser page would)
 //   connect  {socket}            disconnect {socket, code?, reason?}
 //   channel  {socket, id, topic, params?}   join {chan}   leave {chan}
 //   on       {chan, event}       push {chan, event, payload? | binary? (hex), timeout?, tag?}
@@ -54,9 +56,12 @@ function decodeFrame(data){
   try { return JSON.parse(data) } catch { return {text: data} }
 }
 
-function transportFor(socketId){
+function transportFor(socketId, origin){
   // Reports each frame as phoenix.js hands it to the wire, heartbeats included.
   return class RecordingWebSocket extends WebSocket {
+    constructor(url, protocols){
+      super(url, protocols, origin ? {origin} : undefined)
+    }
     send(data, ...rest){
       emit("sent", {socket: socketId, frame: decodeFrame(data)})
       return super.send(data, ...rest)
@@ -67,8 +72,9 @@ function transportFor(socketId){
 const commands = {
   socket({id, url, params, opts = {}}){
     const socket = new Socket(url, {
-      transport: transportFor(id),
+      transport: transportFor(id, opts.origin),
       params: params || {},
+      authToken: opts.authToken,
       timeout: opts.timeout,
       heartbeatIntervalMs: opts.heartbeatIntervalMs,
       reconnectAfterMs: schedule(opts.reconnectAfterMs),
