@@ -162,3 +162,17 @@ def test_every_state_is_reachable_in_both_tables():
                           (CHANNEL_TRANSITIONS, ChannelProcessState)]:
         seen = {s for s, _ in table} | set(table.values())
         assert seen == set(states)
+
+
+def test_readme_shows_the_server_lifecycle_tables():
+    """The README's "Server lifecycles" tables are exactly what states.py defines."""
+    import re
+    from pathlib import Path
+
+    from mini_server.server.states import lifecycles_markdown
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    shown = re.search(r"<!-- server-lifecycles:start -->\n(.*?)<!-- server-lifecycles:end -->",
+                      readme, re.S)
+    assert shown, "README.md lacks the server-lifecycles markers"
+    assert shown[1] == lifecycles_markdown(), "regenerate with states.lifecycles_markdown()"
