@@ -130,6 +130,11 @@ class Replay:
         await asyncio.gather(*(c.reader for c in self.conns.values() if c.reader),
                              return_exceptions=True)
 
+    def _live(self, name: str) -> Conn | None:
+        """The connection if it opened and is not known to be closed, else None."""
+        conn = self.conns.get(name)
+        return None if conn is None or conn.ws is None or conn.closed else conn
+
     # --- steps ---------------------------------------------------------------------------
 
     async def _op_connect(self, step: dict[str, Any]) -> None:
@@ -169,8 +174,8 @@ class Replay:
 
     async def _op_send(self, step: dict[str, Any]) -> None:
         name = step["conn"]
-        conn = self.conns.get(name)
-        if conn is None or conn.ws is None or conn.closed:
+        conn = self._live(name)
+        if conn is None:
             self._emit(name, {"type": "not_sent"})
             return
         conn.last_send = asyncio.get_running_loop().time()
@@ -205,8 +210,8 @@ class Replay:
 
     async def _op_recv(self, step: dict[str, Any]) -> None:
         name = step["conn"]
-        conn = self.conns.get(name)
-        if conn is None or conn.ws is None or conn.closed:
+        conn = self._live(name)
+        if conn is None:
             return
         loop = asyncio.get_running_loop()
         start = last = loop.time()
@@ -239,8 +244,8 @@ class Replay:
 
     async def _op_close(self, step: dict[str, Any]) -> None:
         name = step["conn"]
-        conn = self.conns.get(name)
-        if conn is None or conn.ws is None or conn.closed:
+        conn = self._live(name)
+        if conn is None:
             return
         ws = conn.ws
         try:
@@ -260,8 +265,8 @@ class Replay:
 
     async def _op_ping(self, step: dict[str, Any]) -> None:
         name = step["conn"]
-        conn = self.conns.get(name)
-        if conn is None or conn.ws is None or conn.closed:
+        conn = self._live(name)
+        if conn is None:
             return
         try:
             waiter = await conn.ws.ping(bytes.fromhex(step["data_hex"]))
@@ -273,8 +278,8 @@ class Replay:
 
     async def _op_await_close(self, step: dict[str, Any]) -> None:
         name = step["conn"]
-        conn = self.conns.get(name)
-        if conn is None or conn.ws is None or conn.closed:
+        conn = self._live(name)
+        if conn is None:
             return
         loop = asyncio.get_running_loop()
         remaining = conn.opened_at + step["timeout_ms"] / 1000 - loop.time()

@@ -57,3 +57,14 @@ async def test_replayer_catches_a_server_that_answers_otherwise():
                         "hs_origin_localhost_noport": "same",
                         "hs_origin_localhost_https_other_port": "same",
                         "hs_origin_127": "DIFF", "hs_origin_sub": "DIFF", "hs_origin_null": "DIFF"}
+
+
+async def test_without_a_frame_limit_the_oversize_scenario_replays_as_phoenix():
+    """The one deviation is only the limit: with --max-frame-size 0 (Phoenix's default,
+    unlimited) the 1.5 MiB ping is echoed exactly as Phoenix echoed it."""
+    golden = load(GOLDEN[0])
+    async with cli_server(None, "--max-frame-size", "0") as url:
+        host, port = url.removeprefix("ws://").split(":")
+        (result,) = await run_file(golden, host, int(port),
+                                   only=lambda s: s["name"] == "v2_oversize")
+    assert result.verdict == "same", result.explain()
