@@ -85,6 +85,7 @@ from mini_server.server import handshake
 from mini_server.server.channel import Channel
 from mini_server.server.origin import CheckOrigin, origin_allowed, parse_allowed
 from mini_server.server.pubsub import PubSub
+from mini_server.server.states import ENDPOINT_TRANSITIONS, EndpointState, Lifecycle
 from mini_server.server.transport import Transport
 
 log = logging.getLogger(__name__)
@@ -148,14 +149,23 @@ class Endpoint:
         self._own_pubsub = pubsub is None
         self.pubsub = pubsub or PubSub()
         self.transports: set[Transport] = set()
-        self.running = False
+        self.lifecycle = Lifecycle(EndpointState.STOPPED, ENDPOINT_TRANSITIONS, "endpoint")
         self._server: Server | None = None
-        self._killing = False
         self._port_hold: socket.socket | None = None
         self._hold_finalizer: weakref.finalize | None = None
         if sock is not None:  # a bound socket handed over (e.g. by a parent process)
             self.port = sock.getsockname()[1]
             self._keep_port(sock)
+
+    @property
+    def state(self) -> EndpointState:
+        """Listening, draining, or down after a stop or a kill (``states.EndpointState``)."""
+        return self.lifecycle.state
+
+    @property
+    def running(self) -> bool:
+        """True while the endpoint listens."""
+        return self.state is EndpointState.RUNNING
 
     @property
     def url(self) -> str:
@@ -168,7 +178,6 @@ class Endpoint:
         """Listen on host:port (a free port when 0); returns self."""
         if self._server is not None:
             return self
-        self._killing = False
         held = self._take_port_hold()
         where: dict[str, Any] = {"host": self.host, "port": self.port}
         if held is not None:
@@ -183,7 +192,7 @@ class Endpoint:
             max_size=self.max_frame_size, close_timeout=self.close_timeout,
             logger=logging.getLogger("websockets.server.mini_server"))
         self.port = self._server.sockets[0].getsockname()[1]
-        self.running = True
+        self.lifecycle.fire("start")
         log.info("= listening on %s", self.url)
         return self
 
@@ -192,7 +201,7 @@ class Endpoint:
         server, self._server = self._server, None
         if server is None:
             return
-        self.running = False
+        self.lifecycle.fire("stop")
         server.server.close()  # stop listening now (websockets' close() only schedules it)
         server.close(close_connections=False)
         self._hold_port()
@@ -207,6 +216,7 @@ class Endpoint:
                 transport.kill()
             await waiter
         self._fresh_state()
+        self.lifecycle.fire("stopped")
         log.info("= stopped %s", self.url)
 
     async def kill(self) -> None:
@@ -214,8 +224,7 @@ class Endpoint:
         server, self._server = self._server, None
         if server is None:
             return
-        self.running = False
-        self._killing = True
+        self.lifecycle.fire("kill")
         server.server.close()  # stop listening now (websockets' close() only schedules it)
         server.close(close_connections=False)
         self._hold_port()
@@ -373,7 +382,7 @@ class Endpoint:
         serializer, params, assigns, socket_id = conn.phx_handshake  # type: ignore[attr-defined]
         if not self.running:
             # The handshake finished just as the server stopped: treat it like the others.
-            if self._killing:
+            if self.state is EndpointState.KILLED:
                 conn.transport.abort()
             else:
                 await conn.close(CloseCode.SERVICE_RESTART, "")

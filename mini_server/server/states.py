@@ -1,4 +1,4 @@
-"""Server lifecycles: a connection's and a channel process's states, one table each.
+"""Server lifecycles: an endpoint's, a connection's and a channel process's states.
 
 Theory of operation
 -------------------
@@ -8,6 +8,13 @@ looks the pair up, logs the change with ``=`` and raises :class:`IllegalTransiti
 pair the table does not have (the h11 habit; the client's ``client/states.py`` does the
 same).  Callers that may legitimately see an event twice (a second ``close()``) test the
 state first; reaching a missing pair is a bug, never a condition to handle.
+
+An endpoint (``endpoint.py``)::
+
+    stopped/killed --start--> running   listening on its port
+    running --stop--> draining --stopped--> stopped   every connection closed with 1012
+    running --kill--> killed            connections aborted; a handshake that finishes
+                                        now is aborted too, not drained
 
 A connection (``transport.py``)::
 
@@ -26,7 +33,7 @@ A channel process (``channel_server.py``)::
     joined --crash--> crashed       a callback raised: phx_error, no terminate
     joining/joined/stopping --kill--> killed   duplicate join or a killed server
 
-:func:`table` renders both tables as Markdown; the README's "Server lifecycles" section
+:func:`table` renders each table as Markdown; the README's "Server lifecycles" section
 is that output, and a test regenerates it and compares.
 """
 
@@ -52,6 +59,15 @@ class ConnectionState(enum.StrEnum):
     ABORTED = "aborted"
     KILLED = "killed"
     CLOSED = "closed"
+
+
+class EndpointState(enum.StrEnum):
+    """Whether the endpoint listens, and how it last went down."""
+
+    STOPPED = "stopped"
+    RUNNING = "running"
+    DRAINING = "draining"
+    KILLED = "killed"
 
 
 class ChannelProcessState(enum.StrEnum):
@@ -81,6 +97,16 @@ CONNECTION_TRANSITIONS: dict[tuple[ConnectionState, str], ConnectionState] = {
     (_K, "ended"): _K,  # a killed connection stays killed: nothing of it survives
 }
 
+_ES, _ER, _ED, _EK = (EndpointState.STOPPED, EndpointState.RUNNING, EndpointState.DRAINING,
+                      EndpointState.KILLED)
+ENDPOINT_TRANSITIONS: dict[tuple[EndpointState, str], EndpointState] = {
+    (_ES, "start"): _ER,
+    (_EK, "start"): _ER,
+    (_ER, "stop"): _ED,
+    (_ED, "stopped"): _ES,
+    (_ER, "kill"): _EK,
+}
+
 _JG, _JD, _SG, _SD, _CR, _KD = (
     ChannelProcessState.JOINING, ChannelProcessState.JOINED, ChannelProcessState.STOPPING,
     ChannelProcessState.STOPPED, ChannelProcessState.CRASHED, ChannelProcessState.KILLED)
@@ -96,7 +122,7 @@ CHANNEL_TRANSITIONS: dict[tuple[ChannelProcessState, str], ChannelProcessState] 
 }
 
 
-S = TypeVar("S", ConnectionState, ChannelProcessState)
+S = TypeVar("S", EndpointState, ConnectionState, ChannelProcessState)
 
 
 class Lifecycle(Generic[S]):
@@ -128,8 +154,10 @@ def table(transitions: Mapping[tuple[enum.StrEnum, str], enum.StrEnum]) -> str:
 
 
 def lifecycles_markdown() -> str:
-    """Both server lifecycles, as the README shows them."""
-    return ("Connection (`ConnectionState`, `transport.py`):\n\n"
+    """The server lifecycles, as the README shows them."""
+    return ("Endpoint (`EndpointState`, `endpoint.py`):\n\n"
+            + table(ENDPOINT_TRANSITIONS)
+            + "\n\nConnection (`ConnectionState`, `transport.py`):\n\n"
             + table(CONNECTION_TRANSITIONS)
             + "\n\nChannel process (`ChannelProcessState`, `channel_server.py`):\n\n"
             + table(CHANNEL_TRANSITIONS) + "\n")

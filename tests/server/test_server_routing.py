@@ -12,8 +12,10 @@ from mini_server.server import routing
 from mini_server.server.states import (
     CHANNEL_TRANSITIONS,
     CONNECTION_TRANSITIONS,
+    ENDPOINT_TRANSITIONS,
     ChannelProcessState,
     ConnectionState,
+    EndpointState,
     IllegalTransition,
     Lifecycle,
 )
@@ -158,7 +160,8 @@ def test_channel_lifecycle_follows_its_table_and_refuses_the_rest():
 
 def test_every_state_is_reachable_in_both_tables():
     """No state is left out of its own table."""
-    for table, states in [(CONNECTION_TRANSITIONS, ConnectionState),
+    for table, states in [(ENDPOINT_TRANSITIONS, EndpointState),
+                          (CONNECTION_TRANSITIONS, ConnectionState),
                           (CHANNEL_TRANSITIONS, ChannelProcessState)]:
         seen = {s for s, _ in table} | set(table.values())
         assert seen == set(states)
