@@ -102,7 +102,10 @@ def reserve_port(host: str, port: int) -> socket.socket | None:
     on it again.  None (and a logged warning) when the port cannot be bound.
     """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # proto=IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY on an accepted connection only when
+    # the listening socket says it is TCP, and without it two frames back to back stall ~40 ms
+    # (Nagle + delayed ACK) on every connection accepted after a kill() or restart().
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))

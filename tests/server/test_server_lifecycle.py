@@ -337,3 +337,27 @@ async def test_kill_cuts_short_a_graceful_channel_shutdown(make_server, raw):
                               server.snapshot()["channel_count"]) == (1, 0))
     async with asyncio.timeout(TIMEOUT):
         await server.kill()  # well under the 5 s shutdown grace
+
+
+def _nodelay(transport) -> int:
+    sock = transport.ws.transport.get_extra_info("socket")
+    return sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+
+
+@pytest.mark.parametrize("how", ["kill", "stop"])
+async def test_connections_after_a_restart_keep_tcp_nodelay(make_server, raw, how):
+    """Sockets accepted on the port held while down still get TCP_NODELAY.
+
+    asyncio sets it only when the listening socket is an IPPROTO_TCP one; without it, two
+    frames back to back wait ~40 ms for Nagle and delayed ACKs on every later connection.
+    """
+    server = await make_server()
+    first = await raw(endpoint=server)
+    await first.join("echo:1", "jr")
+    assert [_nodelay(t) for t in server.transports] == [1]
+    await getattr(server, how)()
+    await first.closed()
+    await server.restart()
+    again = await raw(endpoint=server)
+    await again.join("echo:1", "jr2")
+    assert [_nodelay(t) for t in server.transports] == [1]
