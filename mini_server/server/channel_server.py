@@ -35,7 +35,6 @@ channel stalls on its own connection instead of growing server memory.
 from __future__ import annotations
 
 import asyncio
-import logging
 from typing import TYPE_CHECKING, Any
 
 from mini_server.protocol import (
@@ -56,6 +55,7 @@ from mini_server.server.channel import (
     SocketRef,
     Stop,
 )
+from mini_server.server.log_lines import server_logger
 from mini_server.server.mailbox import Mailbox
 from mini_server.server.pubsub import PubSub, Subscription
 from mini_server.server.states import CHANNEL_TRANSITIONS, ChannelProcessState, Lifecycle
@@ -63,7 +63,7 @@ from mini_server.server.states import CHANNEL_TRANSITIONS, ChannelProcessState, 
 if TYPE_CHECKING:
     from mini_server.server.transport import Transport
 
-log = logging.getLogger(__name__)
+log = server_logger(__name__)
 
 JOIN_CRASHED_REPLY = {"reason": JOIN_CRASHED}
 SHUTDOWN_TIMEOUT = 5.0  # Phoenix.Channel's :shutdown option (ms 5000)

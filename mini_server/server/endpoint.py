@@ -61,7 +61,6 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import logging
 import socket
 import weakref
 from collections.abc import Callable, Mapping
@@ -83,12 +82,13 @@ from mini_server.protocol import (
 )
 from mini_server.server import handshake
 from mini_server.server.channel import Channel
+from mini_server.server.log_lines import server_logger
 from mini_server.server.origin import CheckOrigin, origin_allowed, parse_allowed
 from mini_server.server.pubsub import PubSub
 from mini_server.server.states import ENDPOINT_TRANSITIONS, EndpointState, Lifecycle
 from mini_server.server.transport import Transport
 
-log = logging.getLogger(__name__)
+log = server_logger(__name__)
 
 REDACTED = "[redacted]"
 ConnectHook = Callable[[dict[str, Any], dict[str, Any]], Any]
@@ -193,7 +193,7 @@ class Endpoint:
             compression=None,  # Phoenix's websocket :compress defaults to false
             ping_interval=None,  # Phoenix sends no pings; clients heartbeat instead
             max_size=self.max_frame_size, close_timeout=self.close_timeout,
-            logger=logging.getLogger("websockets.server.mini_server"))
+            logger=server_logger("websockets.server.mini_server"))
         self.port = self._server.sockets[0].getsockname()[1]
         self.lifecycle.fire("start")
         log.info("= listening on %s", self.url)

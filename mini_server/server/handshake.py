@@ -24,7 +24,6 @@ from __future__ import annotations
 import base64
 import email.utils
 import http
-import logging
 from collections.abc import Iterable
 from typing import Any
 
@@ -35,8 +34,9 @@ from websockets.http11 import Request, Response
 from websockets.protocol import State
 
 from mini_server.protocol import AUTH_TOKEN_PREFIX
+from mini_server.server.log_lines import server_logger
 
-log = logging.getLogger(__name__)
+log = server_logger(__name__)
 NOT_FOUND_BODY = b'{"errors":{"detail":"Not Found"}}'
 
 

@@ -29,14 +29,14 @@ peer calls :meth:`PubSub.local_broadcast` on its side, which is how Phoenix.PubS
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from mini_server.protocol import Broadcast, Frame, Payload, Serializer
+from mini_server.server.log_lines import server_logger
 
-log = logging.getLogger(__name__)
+log = server_logger(__name__)
 
 
 @dataclass(eq=False)

@@ -40,11 +40,12 @@ is that output, and a test regenerates it and compares.
 from __future__ import annotations
 
 import enum
-import logging
 from collections.abc import Mapping
 from typing import Generic, TypeVar
 
-log = logging.getLogger(__name__)
+from mini_server.server.log_lines import server_logger
+
+log = server_logger(__name__)
 
 
 class IllegalTransition(RuntimeError):

@@ -62,13 +62,14 @@ from mini_server.server import routing
 from mini_server.server.bad_frames import answer, short
 from mini_server.server.channel import is_normal_stop, match_route
 from mini_server.server.channel_server import ChannelServer
+from mini_server.server.log_lines import server_logger
 from mini_server.server.pubsub import Subscription
 from mini_server.server.states import CONNECTION_TRANSITIONS, ConnectionState, Lifecycle
 
 if TYPE_CHECKING:
     from mini_server.server.endpoint import Endpoint
 
-log = logging.getLogger(__name__)
+log = server_logger(__name__)
 
 CHANNEL_CRASH_PAYLOAD = {"reason": CHANNEL_CRASH}
 _READING = (ConnectionState.OPEN, ConnectionState.CLOSING, ConnectionState.ABORTED)
