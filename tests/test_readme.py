@@ -112,3 +112,11 @@ def test_gitignore_keeps_course_folders(folder):
     """The nbgrader release and source folders are committed, so they are never ignored."""
     entries = {line.strip().strip("/") for line in read(".gitignore").splitlines()}
     assert folder not in entries
+
+
+def test_requirements_include_nbgrader_for_learners():
+    """Learners validate whole exercises (`nbgrader validate`, the Validate button) after the
+    first command, so nbgrader is in requirements.txt, not only in the test requirements."""
+    names = [re.split(r"[<>=!~\[ ;]", line, maxsplit=1)[0].lower()
+             for line in requirement_lines("requirements.txt")]
+    assert "nbgrader" in names
