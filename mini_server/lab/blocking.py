@@ -29,7 +29,8 @@ def run(awaitable: Awaitable[T], timeout: float | None = 30.0) -> T:
     """Run ``awaitable`` to completion from sync code, in or out of a running loop."""
 
     async def bounded() -> T:
-        return await asyncio.wait_for(awaitable, timeout)
+        async with asyncio.timeout(timeout):
+            return await awaitable
 
     try:
         loop = asyncio.get_running_loop()

@@ -130,8 +130,8 @@ class _Link:
         """Connect upstream, then pump both directions until both have ended."""
         host, port = self.proxy.upstream_address()
         try:
-            up_reader, self.upstream_writer = await asyncio.wait_for(
-                asyncio.open_connection(host, port), self.proxy.connect_timeout)
+            async with asyncio.timeout(self.proxy.connect_timeout):
+                up_reader, self.upstream_writer = await asyncio.open_connection(host, port)
         except (OSError, TimeoutError) as exc:
             logger.info("! proxy :%s: upstream %s:%s unreachable (%s); resetting client",
                         self.proxy.port, host, port, exc)

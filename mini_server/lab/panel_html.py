@@ -33,8 +33,9 @@ def chip(topic: str, state: str, join_ref: str | None) -> str:
     """One channel: topic, state and join_ref in a rounded box of the state's colour."""
     color = COLORS.get(state, "#999")
     return (f'<span style="display:inline-block;margin:2px;padding:1px 6px;border-radius:9px;'
-            f'border:1px solid {color};color:{color}">{html.escape(topic)} &middot; '
-            f"{html.escape(state)} &middot; jr {html.escape(str(join_ref))}</span>")
+            f'border:1px solid {color};color:{color}" title="join_ref: the ref of the join '
+            f'that made this subscription">{html.escape(topic)} &middot; '
+            f"{html.escape(state)} &middot; join_ref {html.escape(str(join_ref))}</span>")
 
 
 def plural(n: int, word: str) -> str:
@@ -52,7 +53,8 @@ def render(shown: dict[str, Any]) -> dict[str, str]:
 
 def _client(client: dict[str, Any]) -> dict[str, str]:
     if client["reconnect_in"] is not None:
-        reconnect = (f"reconnect try {client['reconnect_tries']} "
+        # the try that is scheduled, numbered as the client's log numbers it: tries made + 1
+        reconnect = (f"reconnect try {client['reconnect_tries'] + 1} "
                      f"in {client['reconnect_in']:.2f} s")
     else:
         reconnect = f"reconnect tries: {client['reconnect_tries']}"
@@ -68,7 +70,9 @@ def _client(client: dict[str, Any]) -> dict[str, str]:
 
 def _network(net: dict[str, Any] | None) -> dict[str, str]:
     if net is None:
-        return {"network_light": light("network", "none") + " (no proxy)"}
+        return {"network_light": light("network", "direct")
+                + "<br><i>no proxy: build the panel with proxy=ChaosProxy(server) to break "
+                  "the network</i>"}
     mode = "latency" if net["mode"] == "pass" and net["latency"] else net["mode"]
     extra = f" {net['latency']:g} s" if net["latency"] else ""
     up, down = net["client_to_server"], net["server_to_client"]
@@ -103,3 +107,11 @@ def errors(messages: Iterable[str]) -> str:
     """Error messages in red, one per line."""
     return ("<span style='color:#c0392b'>" + "<br>".join(html.escape(m) for m in messages)
             + "</span>")
+
+
+def closed(reason: str) -> str:
+    """The banner of a closed panel: what it shows is history, its buttons do nothing."""
+    return ("<div style='padding:4px 8px;background:#eee;border-left:4px solid #999'>"
+            "<b>&#9632; panel closed</b>: " + html.escape(reason)
+            + ". What it shows is how things were when it closed; its buttons are disabled. "
+              "Re-run the cell that made it for a live panel.</div>")

@@ -23,9 +23,13 @@ Rules that keep a notebook responsive and honest:
   ``await panel.idle()`` waits for every scheduled action (tests use it).
 * Exceptions are never swallowed: a failed action or refresh is shown in the error label,
   logged with ``!`` and kept in ``panel.errors``.
-* ``panel.close()`` cancels the refresh task and pending actions and unsubscribes.  A new
-  panel with the same ``name`` (default ``"default"``: a re-run cell) closes the old one, so
-  two panels shown at once need two names.
+* ``panel.close()`` cancels the refresh task and pending actions and unsubscribes; ``await
+  panel.aclose()`` also waits, at most ``CLOSE_TIMEOUT`` s, for them to finish.  A closed
+  panel says so in a banner, blanks its live values and disables every control, so it never
+  looks live while it is dead.  A panel closes itself when its server is closed
+  (``servers.stop_all()``), and a closed lab server refuses to start again, so no click can
+  bring back what a chapter's clean-up stopped.  A new panel with the same ``name`` (default
+  ``"default"``: a re-run cell) closes the old one, so two panels shown at once need two names.
 
 "Client bug: close" closes the client's WebSocket directly (``socket.connection.transport
 .close()``, like ``socket.conn.close()`` in JS) instead of calling ``socket.disconnect()``:
@@ -49,6 +53,8 @@ from mini_server.lab import panel_html
 from mini_server.lab.servers import read_state
 
 logger = logging.getLogger(__name__)
+
+CLOSE_TIMEOUT = 5.0  # aclose(): cancelled tasks end in milliseconds; never hang a clean-up cell
 
 
 class ConnectionPanel:
@@ -80,15 +86,17 @@ class ConnectionPanel:
         self.name = name
         previous = ConnectionPanel._live.pop(name, None)
         if previous is not None:
-            previous.close()  # a re-run cell: the old panel stops polling an old socket
+            # a re-run cell: the old panel stops polling an old socket
+            previous.close(f"a new panel named {name!r} replaced it")
         ConnectionPanel._live[name] = self
         self._task = self._loop.create_task(self._refresh_loop(), name="panel refresh")
 
     # --- building ---------------------------------------------------------------------
     def _build(self, latency: float) -> None:
         def button(text: str, tip: str, style: str = "") -> w.Button:
+            # width: the full column up to 150 px, so a narrow notebook shrinks, never clips
             return w.Button(description=text, tooltip=tip, button_style=style,
-                            layout=w.Layout(width="150px"))
+                            layout=w.Layout(width="100%", max_width="150px"))
 
         self.socket_light = w.HTML()
         self.channel_chips = w.HTML()
@@ -115,6 +123,10 @@ class ConnectionPanel:
                                      "warning")
         self.log_view = w.HTML(layout=w.Layout(max_height="220px", overflow="auto"))
         self.error_label = w.HTML()
+        self.status_label = w.HTML()  # empty while live; the closed banner afterwards
+        self._controls = [self.kill_button, self.restart_button, self.client_bug_button,
+                          self.drop_button, self.blackhole_button, self.latency_button,
+                          self.latency_input, self.restore_button]
 
         self.kill_button.on_click(lambda _b: self._act("server: kill", self.server.kill))
         self.restart_button.on_click(
@@ -129,26 +141,28 @@ class ConnectionPanel:
             self.latency_input.value))
         self.restore_button.on_click(
             lambda _b: self._act("network: restore", self._proxy_call, "restore"))
+        network_controls: list[w.Widget] = [self.drop_button, self.blackhole_button,
+                                            self.latency_button, self.latency_input,
+                                            self.restore_button]
         if self.proxy is None:
-            for b in (self.drop_button, self.blackhole_button, self.latency_button,
-                      self.restore_button):
-                b.disabled = True
+            network_controls = []  # nothing to break: the light says how to get a proxy
 
         def column(title: str, *children: w.Widget) -> w.VBox:
+            # flex: three columns side by side when there is room, wrapped one under the
+            # other in a narrow notebook (down to ~400 px), never clipped
             return w.VBox([w.HTML(f"<h4 style='margin:2px 0'>{title}</h4>"), *children],
-                          layout=w.Layout(width="33%", padding="4px",
+                          layout=w.Layout(flex="1 1 170px", min_width="170px", padding="4px",
                                           border="1px solid #ddd"))
 
         self.widget = w.VBox([
+            self.status_label,
             w.HBox([
                 column("client", self.socket_light, self.channel_chips, self.reconnect_label,
                        self.heartbeat_label, self.client_bug_button),
-                column("network", self.network_light, self.traffic_label, self.drop_button,
-                       self.blackhole_button, self.latency_button,
-                       self.latency_input, self.restore_button),
+                column("network", self.network_light, self.traffic_label, *network_controls),
                 column("server", self.server_light, self.server_counts, self.topics_label,
                        self.kill_button, self.restart_button),
-            ]),
+            ], layout=w.Layout(flex_flow="row wrap", width="100%")),
             self.error_label,
             self.log_view,
         ])
@@ -159,12 +173,17 @@ class ConnectionPanel:
     # --- actions ----------------------------------------------------------------------
     def _act(self, label: str, fn: Callable[..., Any], *args: Any) -> None:
         """Schedule ``fn(*args)`` in the panel's loop; never block the caller."""
+        if self._closed:
+            return  # its controls are disabled; a click already in flight does nothing
         if threading.get_ident() == self._loop_thread:
             self._start(label, fn, args)
         else:
             self._loop.call_soon_threadsafe(self._start, label, fn, args)
 
     def _start(self, label: str, fn: Callable[..., Any], args: tuple) -> None:
+        if self._closed:
+            return  # closed between a click on another thread and this callback
+
         async def run() -> None:
             self._note(f"= lab: {label}")
             result = fn(*args)
@@ -197,7 +216,8 @@ class ConnectionPanel:
             while self._pending:
                 await asyncio.gather(*list(self._pending), return_exceptions=True)
 
-        await asyncio.wait_for(drained(), timeout)
+        async with asyncio.timeout(timeout):
+            await drained()
         await self.refresh()
 
     async def wait_for(self, predicate: Callable[[dict[str, Any]], bool],
@@ -209,7 +229,8 @@ class ConnectionPanel:
                 await self._refreshed.wait()
             return self.shown
 
-        return await asyncio.wait_for(shown(), timeout)
+        async with asyncio.timeout(timeout):
+            return await shown()
 
     # --- log and errors ---------------------------------------------------------------
     def _note(self, line: str) -> None:
@@ -233,6 +254,11 @@ class ConnectionPanel:
     # --- refreshing -------------------------------------------------------------------
     async def _refresh_loop(self) -> None:
         while True:
+            if getattr(self.server, "closed", False):
+                # stop_all() or server.close(): nothing here can act on it any more
+                self.close(f"its server {getattr(self.server, 'name', '')!r} was closed "
+                           "(servers.stop_all() or server.close())")
+                return
             try:
                 await self.refresh()
             except Exception as exc:  # show it and keep refreshing: the panel must stay live
@@ -245,7 +271,8 @@ class ConnectionPanel:
         if self.proxy is not None:
             shown["network"] = self.proxy.stats()
         try:
-            state = await asyncio.wait_for(read_state(self.server), 2)
+            async with asyncio.timeout(2):
+                state = await read_state(self.server)
             shown["server"] = {"running": state["running"], "sockets": state["socket_count"],
                                "channels": state["channel_count"], "topics": state["topics"]}
         except Exception as exc:
@@ -278,25 +305,61 @@ class ConnectionPanel:
             self.log_view.value = panel_html.log(self._lines)
 
     # --- lifetime ---------------------------------------------------------------------
-    async def aclose(self) -> None:
-        """Close and wait until every task of the panel has finished."""
+    @property
+    def closed(self) -> bool:
+        """True once the panel was closed: it no longer refreshes or acts."""
+        return self._closed
+
+    async def aclose(self, timeout: float = CLOSE_TIMEOUT) -> None:  # noqa: ASYNC109
+        """Close and wait, at most ``timeout`` s, until every task of the panel has finished.
+
+        Raises RuntimeError naming the tasks still running after that: a clean-up cell
+        reports a stuck task instead of hanging the notebook.
+        """
         tasks = [self._task, *self._pending]
         self.close()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        if self._loop.is_closed():
+            return
+        # asyncio.wait, not a timeout around gather: a cancelled gather waits for its
+        # children, so a task that ignored its cancellation would hang the bound itself.
+        _, stuck = await asyncio.wait(tasks, timeout=timeout)
+        if stuck:
+            names = sorted(task.get_name() for task in stuck)
+            raise RuntimeError(f"panel {self.name!r}: {names} still running {timeout:g} s "
+                               "after close")
 
-    def close(self) -> None:
-        """Cancel the refresh task and pending actions; stop listening to the client."""
+    def close(self, reason: str = "panel.close() was called") -> None:
+        """Cancel the refresh task and pending actions; stop listening to the client.
+
+        The panel then shows that it is closed and why, and disables its controls.
+        """
         if self._closed:
             return
         self._closed = True
         if ConnectionPanel._live.get(self.name) is self:
             del ConnectionPanel._live[self.name]
         self.socket.off_event(self._event_ref)
+        self._show_closed(reason)
         if self._loop.is_closed():
             return  # its tasks died with their loop (a panel from a finished test or run)
-        self._task.cancel()
-        for task in list(self._pending):
-            task.cancel()
+        current = asyncio.current_task(self._loop) if self._loop.is_running() else None
+        for task in [self._task, *self._pending]:
+            if task is not current:  # the refresh task closing itself simply returns
+                task.cancel()
+
+    def _show_closed(self, reason: str) -> None:
+        for control in self._controls:
+            control.disabled = True
+        _set(self.status_label, panel_html.closed(reason))
+        blank = "&mdash;"
+        for label, name in ((self.socket_light, "socket"), (self.network_light, "network"),
+                            (self.server_light, "server")):
+            _set(label, panel_html.light(name, "not watched"))
+        for label in (self.reconnect_label, self.heartbeat_label, self.traffic_label,
+                      self.server_counts, self.topics_label, self.channel_chips):
+            _set(label, blank)
+        self._note("= lab: panel closed: " + reason)
+        self.log_view.value = panel_html.log(self._lines)
 
 
 def _set(widget: w.Widget, value: str) -> None:

@@ -43,7 +43,8 @@ async def _serve_state(endpoint: Endpoint, reader: asyncio.StreamReader,
                        writer: asyncio.StreamWriter) -> None:
     """Answer one HTTP/1.0 request: GET /state -> 200 JSON snapshot, anything else 404."""
     try:
-        request = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        async with asyncio.timeout(5):
+            request = await reader.readuntil(b"\r\n\r\n")
         parts = request.split(b"\r\n", 1)[0].split()
         if parts[:2] == [b"GET", b"/state"]:
             status, body = "200 OK", json.dumps(endpoint.snapshot()).encode()

@@ -15,7 +15,9 @@ Two kinds of handle, one interface (``url``, ``port``, ``running``, and the coro
   child watches its stdin pipe, so it dies with the kernel even when the kernel is killed.
 
 Both bind 127.0.0.1 on a port the OS chooses.  Handles live in a registry keyed by name:
-starting ``"default"`` again (a re-run cell) closes the previous ``"default"`` first.  At
+starting ``"default"`` again (a re-run cell) closes the previous ``"default"`` first.
+``close()`` (and so ``stop_all()``) is for good: a closed handle refuses ``restart()`` and
+``start()``, so a panel button left on screen cannot bring back a server a chapter stopped.  At
 interpreter exit an ``atexit`` hook SIGKILLs and reaps every child process still running.
 Each kernel is its own process, so registries never mix across kernels.
 """
@@ -64,6 +66,13 @@ class ServerHandle:
     def __init__(self, name: str) -> None:
         self.name = name
         self.loop = asyncio.get_running_loop()  # the loop that owns its sockets and tasks
+        self.closed = False  # set by close(): stopped for good, never started again
+
+    def _refuse_if_closed(self, action: str) -> None:
+        if self.closed:
+            raise RuntimeError(f"cannot {action} server {self.name!r}: it was closed "
+                               "(servers.stop_all() or close()); start a new one with "
+                               "servers.start_server()")
 
     port: int
 
@@ -95,6 +104,7 @@ class ServerHandle:
 
     async def close(self) -> None:
         """Stop for good and leave the registry."""
+        self.closed = True
         if _registry.get(self.name) is self:
             del _registry[self.name]
         await self.stop()
@@ -133,6 +143,7 @@ class KernelServer(ServerHandle):
 
     async def restart(self) -> None:
         """Back on the same port with fresh state."""
+        self._refuse_if_closed("restart")
         await self.endpoint.restart()
 
     async def close(self) -> None:
@@ -176,6 +187,7 @@ class ProcessServer(ServerHandle):
 
     async def start(self) -> ProcessServer:
         """Spawn the child on self.port (0 the first time) and wait for its ready line."""
+        self._refuse_if_closed("start")
         if self.running:
             return self
         args = [sys.executable, "-m", "mini_server.lab.process_server",
@@ -197,7 +209,8 @@ class ProcessServer(ServerHandle):
                 held.close()  # the child has its own copy now
         _spawned.add(self)
         try:
-            line = await asyncio.wait_for(self.process.stdout.readline(), START_TIMEOUT)
+            async with asyncio.timeout(START_TIMEOUT):
+                line = await self.process.stdout.readline()
         except TimeoutError:
             await self.kill()
             raise RuntimeError(f"process server did not start within {START_TIMEOUT} s") from None
@@ -240,7 +253,8 @@ class ProcessServer(ServerHandle):
         with contextlib.suppress(ProcessLookupError):
             self.process.terminate()
         try:
-            await asyncio.wait_for(self.process.wait(), STOP_TIMEOUT)
+            async with asyncio.timeout(STOP_TIMEOUT):
+                await self.process.wait()
         except TimeoutError:
             logger.warning("- %s: pid %s ignored SIGTERM; killing", self.name, self.pid)
             await self.kill()
@@ -248,6 +262,7 @@ class ProcessServer(ServerHandle):
 
     async def restart(self) -> None:
         """A deploy: stop the process, start a new one on the same port."""
+        self._refuse_if_closed("restart")
         await self.stop()
         await self.start()
 
@@ -255,11 +270,12 @@ class ProcessServer(ServerHandle):
         """GET /state from the child over loopback (a down server: zero everything)."""
         if not self.running or not self._state_port:
             return _down(self.url)
-        reader, writer = await asyncio.wait_for(
-            asyncio.open_connection("127.0.0.1", self._state_port), 2)
+        async with asyncio.timeout(2):
+            reader, writer = await asyncio.open_connection("127.0.0.1", self._state_port)
         try:
             writer.write(b"GET /state HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
-            response = await asyncio.wait_for(reader.read(), 2)
+            async with asyncio.timeout(2):
+                response = await reader.read()
         finally:
             writer.close()
         head, _, body = response.partition(b"\r\n\r\n")

@@ -161,7 +161,8 @@ class Timeline:
                 await self._changed.wait()
             return self.samples[-1]
 
-        return await asyncio.wait_for(satisfied(), timeout)
+        async with asyncio.timeout(timeout):
+            return await satisfied()
 
     async def wait_recovered(self, outage: Outage | None = None,
                              timeout: float = 10.0) -> float:  # noqa: ASYNC109 (house API)
