@@ -29,8 +29,11 @@ def _lines(path: Path) -> list[tuple[str, str]]:
     if path.suffix == ".py":
         return [(str(n), line) for n, line in enumerate(text.splitlines(), 1)]
     cells = json.loads(text)["cells"]
-    return [(f"cell {c} line {n}", line) for c, cell in enumerate(cells)
-            for n, line in enumerate("".join(cell["source"]).splitlines(), 1)]
+    return [
+        (f"cell {c} line {n}", line)
+        for c, cell in enumerate(cells)
+        for n, line in enumerate("".join(cell["source"]).splitlines(), 1)
+    ]
 
 
 def _scanned() -> list[Path]:
@@ -38,9 +41,12 @@ def _scanned() -> list[Path]:
     for folder in FOLDERS:
         for path in sorted((ROOT / folder).rglob("*")):
             relative = path.relative_to(ROOT).as_posix()
-            if (path.suffix in {".py", ".ipynb"} and path.is_file()
-                    and not SKIP_PARTS & set(path.parts)
-                    and not relative.startswith(EXCLUDED)):
+            if (
+                path.suffix in {".py", ".ipynb"}
+                and path.is_file()
+                and not SKIP_PARTS & set(path.parts)
+                and not relative.startswith(EXCLUDED)
+            ):
                 paths.append(path)
     return paths
 
@@ -66,7 +72,12 @@ def test_the_needle_finds_a_call():
 
 def test_nothing_calls_asyncio_wait_for():
     """Every await bound uses asyncio.timeout; the failure names each file and line."""
-    found = [f"{path.relative_to(ROOT).as_posix()}:{where}: {line.strip()}"
-             for path in _scanned() for where, line in _lines(path) if NEEDLE.search(line)]
-    assert not found, ("use `async with asyncio.timeout(s): await x` instead "
-                       "(gh-86296):\n" + "\n".join(found))
+    found = [
+        f"{path.relative_to(ROOT).as_posix()}:{where}: {line.strip()}"
+        for path in _scanned()
+        for where, line in _lines(path)
+        if NEEDLE.search(line)
+    ]
+    assert not found, (
+        "use `async with asyncio.timeout(s): await x` instead (gh-86296):\n" + "\n".join(found)
+    )

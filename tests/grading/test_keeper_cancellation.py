@@ -56,8 +56,11 @@ class CancelOnReply(dict):
         waiter.add_done_callback(self._cancel)
 
     def _cancel(self, waiter: asyncio.Future[Any]) -> None:
-        self.replies += (not waiter.cancelled() and waiter.exception() is None
-                         and waiter.result()["status"] == "ok")
+        self.replies += (
+            not waiter.cancelled()
+            and waiter.exception() is None
+            and waiter.result()["status"] == "ok"
+        )
         self.target.cancel()
 
 
@@ -66,11 +69,14 @@ async def _ended_cancelled(task: asyncio.Task[Any], what: str, i: int) -> None:
         async with asyncio.timeout(BOUND):
             await asyncio.gather(task, return_exceptions=True)
     except TimeoutError:
-        raise AssertionError(f"iteration {i}: {what} was cancelled as its join reply came in "
-                             f"and still runs {BOUND:g} s later: the cancellation was lost"
-                             ) from None
-    assert task.cancelled(), (f"iteration {i}: {what} finished with {task.result()!r} "
-                              "instead of being cancelled: the cancellation was lost")
+        raise AssertionError(
+            f"iteration {i}: {what} was cancelled as its join reply came in "
+            f"and still runs {BOUND:g} s later: the cancellation was lost"
+        ) from None
+    assert task.cancelled(), (
+        f"iteration {i}: {what} finished with {task.result()!r} "
+        "instead of being cancelled: the cancellation was lost"
+    )
 
 
 async def test_a_join_cancelled_as_its_reply_arrives_is_cancelled():
@@ -109,6 +115,7 @@ async def test_a_keeper_stopped_as_a_rejoin_reply_arrives_stops():
                 assert pending.replies == 1, f"iteration {i}: the rejoin got no ok reply"
             finally:
                 await nb["stop"](run)
-        await nb["wait_until"](lambda: nb["counts"](server) == (0, 0), 5,
-                               "a stopped keeper left its connection open")
+        await nb["wait_until"](
+            lambda: nb["counts"](server) == (0, 0), 5, "a stopped keeper left its connection open"
+        )
     assert len(nb["CountedRoom"].joins) == ITERATIONS  # one connection and join each
