@@ -273,7 +273,8 @@ class RawClient:
                 raise AssertionError(f"expected {what} within {timeout:g} s; "
                                      f"frames seen: {self.seen[-5:]}")
             try:
-                raw = await asyncio.wait_for(self.ws.recv(), remaining)
+                async with asyncio.timeout(remaining):
+                    raw = await self.ws.recv()
             except TimeoutError:
                 continue
             message = self.serializer.decode_client(raw)

@@ -167,7 +167,8 @@ class Channel:
         entry = (state, future)
         self._state_waiters.append(entry)
         try:
-            await asyncio.wait_for(future, timeout)
+            async with asyncio.timeout(timeout):
+                await future
         except TimeoutError:
             raise TimeoutError(f"channel {self.topic!r} did not become {state.value} within "
                                f"{timeout} s; it is {self._state.value}") from None

@@ -212,7 +212,8 @@ class EventLog:
                     i += 1
                 self._new.clear()
                 await self._new.wait()
-        return await asyncio.wait_for(scan(), timeout)
+        async with asyncio.timeout(timeout):
+            return await scan()
 
     async def until(self, condition: Callable[[], object],
                     timeout: float = 3.0) -> None:  # noqa: ASYNC109
@@ -221,7 +222,8 @@ class EventLog:
             while not condition():
                 self._new.clear()
                 await self._new.wait()
-        await asyncio.wait_for(check(), timeout)
+        async with asyncio.timeout(timeout):
+            await check()
 
     async def wait_kind(self, kind: str, timeout: float = 3.0,  # noqa: ASYNC109
                         since: int = 0, **data: Any) -> ClientEvent:

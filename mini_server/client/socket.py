@@ -175,7 +175,8 @@ class Socket(ConnectionLifecycle):
             await self._wait_until(lambda: self.connection_state == "closed", None, "closed")
             await asyncio.gather(*(t.wait_closed() for t in list(self._transports)))
         try:
-            await asyncio.wait_for(closed(), timeout)
+            async with asyncio.timeout(timeout):
+                await closed()
         except TimeoutError:
             raise TimeoutError(f"socket not closed within {timeout} s: it is "
                                f"{self.connection_state} (url {self.end_point})") from None
@@ -328,7 +329,10 @@ class Socket(ConnectionLifecycle):
         entry = (predicate, running_loop().create_future())
         self._waiters.append(entry)
         try:
-            await asyncio.wait_for(entry[1], timeout)
+            # On timeout the cancellation reaches the awaited future and cancels it, as
+            # wait_for did; _note_state skips done futures, and finally drops the entry.
+            async with asyncio.timeout(timeout):
+                await entry[1]
         except TimeoutError:
             raise TimeoutError(f"socket not {what} within {timeout} s: it is "
                                f"{self.connection_state} (url {self.end_point})") from None

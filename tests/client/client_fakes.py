@@ -164,7 +164,9 @@ class FakeServer:
             while not predicate():
                 self._changed.clear()
                 await self._changed.wait()
-        await asyncio.wait_for(check(), timeout)
+
+        async with asyncio.timeout(timeout):
+            await check()
 
     def _touch(self) -> None:
         if self._changed is not None:

@@ -47,7 +47,8 @@ async def test_late_phx_error_with_an_old_join_ref_leaves_the_current_channel_jo
         ch.on_error(errors.append)
         ch.join()
         sock.connect()
-        await asyncio.wait_for(script_done.wait(), 3)
+        async with asyncio.timeout(3):
+            await script_done.wait()
         await log.wait(lambda e: e.kind == "received" and e.data["message"].event == "tick"
                        and e.data["message"].join_ref == joins[1][0])
         assert ch.state == ChannelState.JOINED and ch.join_ref == joins[1][0]
@@ -89,7 +90,9 @@ class Recorder:
             while not predicate():
                 self.changed.clear()
                 await self.changed.wait()
-        await asyncio.wait_for(check(), timeout)
+
+        async with asyncio.timeout(timeout):
+            await check()
 
 
 async def test_heartbeat_timeout_closes_with_1000_heartbeat_timeout_then_reconnects(sockets):

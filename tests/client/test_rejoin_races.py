@@ -27,7 +27,8 @@ def test_transport_closed_before_its_task_starts_reports_close_1006():
         closes: list[tuple[int, str]] = []
         transport.onclose = lambda code, reason: closes.append((code, reason))
         transport.close()
-        await asyncio.wait_for(transport.wait_closed(), 1.0)
+        async with asyncio.timeout(1.0):
+            await transport.wait_closed()
         return transport.ready_state, closes
 
     assert run_virtual(main) == (ReadyState.CLOSED, [(1006, "")])
@@ -41,7 +42,8 @@ def test_transport_aborted_before_its_task_starts_reports_close_1006():
         closes: list[int] = []
         transport.onclose = lambda code, _reason: closes.append(code)
         transport.abort()
-        await asyncio.wait_for(transport.wait_closed(), 1.0)
+        async with asyncio.timeout(1.0):
+            await transport.wait_closed()
         return transport.ready_state, closes
 
     assert run_virtual(main) == (ReadyState.CLOSED, [1006])

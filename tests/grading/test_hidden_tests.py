@@ -61,7 +61,8 @@ async def heartbeat_monitor(ws, interval):
         ref += 1
         await ws.send(json.dumps([None, str(ref), "phoenix", "heartbeat", {}]))
         try:
-            await asyncio.wait_for(ws.recv(), interval)  # any frame counts as a reply
+            async with asyncio.timeout(interval):
+                await ws.recv()  # any frame counts as a reply
         except TimeoutError:
             return
 '''),

@@ -56,7 +56,8 @@ class Kernel:
                 if predicate(msg):
                     return msg
 
-        return await asyncio.wait_for(matching(), timeout)
+        async with asyncio.timeout(timeout):
+            return await matching()
 
     async def execute(self, code: str, timeout: float = 60) -> str:  # noqa: ASYNC109
         """Run one cell; returns its stdout; raises CellError if the cell raised."""

@@ -45,6 +45,7 @@ async def test_run_inside_a_running_loop_like_a_notebook_cell():
     proc = await asyncio.create_subprocess_exec(sys.executable, "-c", script, cwd=ROOT,
                                                 stdout=asyncio.subprocess.PIPE,
                                                 stderr=asyncio.subprocess.PIPE)
-    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    async with asyncio.timeout(60):
+        out, err = await proc.communicate()
     assert proc.returncode == 0, err.decode()
     assert out.decode().strip() == "0"

@@ -82,7 +82,8 @@ async def test_pass_forwards_and_counts_frames_per_direction(proxy):
     async with _client(proxy.url) as ws:
         for i in range(3):
             await ws.send(f"m{i}")
-            assert await asyncio.wait_for(ws.recv(), 2) == f"m{i}"
+            async with asyncio.timeout(2):
+                assert await ws.recv() == f"m{i}"
     stats = proxy.stats()
     assert stats["client_to_server"]["by_opcode"]["text"] == 3
     assert stats["server_to_client"]["by_opcode"]["text"] == 3
@@ -92,10 +93,12 @@ async def test_drop_resets_open_connections_with_1006(proxy):
     """drop() resets a live connection: the client sees an abnormal closure (1006)."""
     async with _client(proxy.url) as ws:
         await ws.send("hi")
-        await asyncio.wait_for(ws.recv(), 2)
+        async with asyncio.timeout(2):
+            await ws.recv()
         assert proxy.drop() == 1
         with pytest.raises(ConnectionClosedError):
-            await asyncio.wait_for(ws.recv(), 2)
+            async with asyncio.timeout(2):
+                await ws.recv()
         assert ws.close_code == 1006
 
 
@@ -108,7 +111,8 @@ async def test_drop_refuses_new_connections_until_restore(proxy):
     proxy.restore()
     async with _client(proxy.url) as ws:
         await ws.send("back")
-        assert await asyncio.wait_for(ws.recv(), 2) == "back"
+        async with asyncio.timeout(2):
+            assert await ws.recv() == "back"
 
 
 async def test_blackhole_holds_traffic_without_closing(proxy):
@@ -116,12 +120,17 @@ async def test_blackhole_holds_traffic_without_closing(proxy):
     async with _client(proxy.url) as ws:
         proxy.blackhole()
         await ws.send("held")
-        with pytest.raises(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(recv := asyncio.ensure_future(ws.recv())),
-                                   0.3)
-        assert proxy.connections == 1 and ws.close_code is None
-        proxy.restore()
-        assert await asyncio.wait_for(recv, 2) == "held"
+        recv = asyncio.ensure_future(ws.recv())
+        try:
+            with pytest.raises(TimeoutError):
+                async with asyncio.timeout(0.3):
+                    await asyncio.shield(recv)  # the timeout cancels the shield, not the recv
+            assert proxy.connections == 1 and ws.close_code is None
+            proxy.restore()
+            async with asyncio.timeout(2):
+                assert await recv == "held"
+        finally:
+            recv.cancel()  # a no-op once it has its frame; stops it leaking if an assert failed
 
 
 async def test_latency_delays_each_direction(proxy):
@@ -131,7 +140,8 @@ async def test_latency_delays_each_direction(proxy):
         proxy.latency(0.1)
         start = loop.time()
         await ws.send("slow")
-        await asyncio.wait_for(ws.recv(), 2)
+        async with asyncio.timeout(2):
+            await ws.recv()
         assert loop.time() - start >= 0.2
 
 
@@ -160,6 +170,7 @@ async def test_start_proxy_again_replaces_the_previous_one(echo_url):
             await asyncio.open_connection("127.0.0.1", first.port)
         async with _client(second.url) as ws:
             await ws.send("still here")
-            assert await asyncio.wait_for(ws.recv(), 2) == "still here"
+            async with asyncio.timeout(2):
+                assert await ws.recv() == "still here"
     finally:
         await second.close()

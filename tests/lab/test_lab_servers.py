@@ -23,7 +23,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 async def _close_code(ws) -> int:
     with pytest.raises(ConnectionClosed):
-        await asyncio.wait_for(ws.recv(), 5)
+        async with asyncio.timeout(5):
+            await ws.recv()
     return ws.close_code
 
 
@@ -136,7 +137,8 @@ async def test_process_server_dies_with_a_killed_parent():
     parent = await asyncio.create_subprocess_exec(sys.executable, "-c", script, cwd=ROOT,
                                                   stdout=asyncio.subprocess.PIPE)
     try:
-        line = await asyncio.wait_for(parent.stdout.readline(), 30)
+        async with asyncio.timeout(30):
+            line = await parent.stdout.readline()
         child_pid, port = map(int, line.split())
         assert not pid_gone(child_pid)
         parent.kill()
@@ -161,7 +163,8 @@ async def test_process_server_dies_when_the_parent_exits_without_cleanup():
     """)
     parent = await asyncio.create_subprocess_exec(sys.executable, "-c", script, cwd=ROOT,
                                                   stdout=asyncio.subprocess.PIPE)
-    out, _ = await asyncio.wait_for(parent.communicate(), 60)
+    async with asyncio.timeout(60):
+        out, _ = await parent.communicate()
     child_pid, port = map(int, out.split())
     await wait_until(lambda: pid_gone(child_pid), timeout=5)
     assert port not in listening_ports()
@@ -182,8 +185,9 @@ async def test_kernel_server_serves_a_channel_class_defined_here():
     try:
         ws = await raw_join(handle.url, ["echo:1"])
         await ws.send('["1","2","echo:1","say",{"x":1}]')
-        assert json.loads(await asyncio.wait_for(ws.recv(), 5))[4] == {
-            "status": "ok", "response": {"echo": {"x": 1}}}
+        async with asyncio.timeout(5):
+            answer = json.loads(await ws.recv())
+        assert answer[4] == {"status": "ok", "response": {"echo": {"x": 1}}}
         await ws.close()
     finally:
         await handle.close()
@@ -199,7 +203,8 @@ async def test_process_port_stays_reserved_while_no_child_serves_it(process_serv
             intruder.bind(("127.0.0.1", port))
     assert taken.value.errno == errno.EADDRINUSE
     with pytest.raises(OSError):  # refused, as from a dead server
-        await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), 5)
+        async with asyncio.timeout(5):
+            await asyncio.open_connection("127.0.0.1", port)
     await process_server.start()
     assert process_server.port == port
     ws = await raw_join(process_server.url, ["room:1"])
