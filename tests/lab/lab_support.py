@@ -43,6 +43,7 @@ async def raw_join(url: str, topics: list[str]):
                        close_timeout=0.5)
     for i, topic in enumerate(topics, start=1):
         await ws.send(json.dumps([str(i), str(i), topic, "phx_join", {}]))
-        reply = json.loads(await asyncio.wait_for(ws.recv(), 5))
+        async with asyncio.timeout(5):
+            reply = json.loads(await ws.recv())
         assert reply[3] == "phx_reply" and reply[4]["status"] == "ok", reply
     return ws

@@ -1,6 +1,6 @@
 """aclose() always finishes: the clean-up cell of every chapter must never hang.
 
-On Python 3.11, ``asyncio.wait_for`` can swallow a cancellation that arrives just as the
+On Python 3.11, asyncio's ``wait_for`` can swallow a cancellation that arrives just as the
 inner call finishes (CPython gh-86296). The panel's refresh loop awaited its server read that
 way, so ``panel.aclose()`` (cancel, then wait for the refresh task) sometimes waited forever:
 1 to 7 times in 300 in a loop. This test closes many panels at varied moments of their refresh
