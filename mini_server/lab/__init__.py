@@ -2,8 +2,9 @@
 
 ``servers`` (in-kernel or OS-process servers), ``chaos`` (a fault-injecting proxy),
 ``panels`` (ipywidgets), ``timeline`` (matplotlib), ``timing`` (teaching timers, fast mode),
-``blocking`` (sync conveniences).  Names are imported lazily, so the OS-process server
-(``python -m mini_server.lab.process_server``) starts without loading widgets or matplotlib.
+``blocking`` (sync conveniences), ``stream`` (numbered messages: sent vs received).  Names are
+imported lazily, so the OS-process server (``python -m mini_server.lab.process_server``) starts
+without loading widgets or matplotlib.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ _EXPORTS = {
     "running_servers": "servers", "KernelServer": "servers", "ProcessServer": "servers",
     "ChaosProxy": "chaos", "start_proxy": "chaos", "ConnectionPanel": "panels",
     "Timeline": "timeline", "timers": "timing", "run": "blocking",
+    "NumberedStream": "stream", "Receiver": "stream", "Outages": "stream",
 }
 
 __all__ = sorted(_EXPORTS)

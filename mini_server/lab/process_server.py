@@ -7,6 +7,8 @@ server" can be a real ``kill -9`` and "deploy" a real new process.  It starts an
 :class:`~mini_server.server.Endpoint` with the demo routes, plus a second, loopback-only
 HTTP listener answering ``GET /state`` with the endpoint's ``snapshot()`` as JSON: the
 parent reads server state across the process boundary without a debugger or shared memory.
+With ``--history PATH`` it also serves ``history:*`` (chapter 05) backed by that SQLite file,
+so a ``kill -9`` can show what survives in a database and what dies with the process.
 Both listeners bind 127.0.0.1; port 0 lets the OS choose.  On a restart the parent passes
 ``--fd``: the socket it kept bound to the port while no process served it.  One line goes
 to stdout once both listen (the parent parses it); logs go to stderr.
@@ -33,6 +35,8 @@ import socket
 import sys
 
 from mini_server.server import Endpoint
+from mini_server.server.history import History
+from mini_server.server.history_channel import history_routes
 
 logger = logging.getLogger(__name__)
 
@@ -75,7 +79,12 @@ async def main(args: argparse.Namespace) -> int:
         options["idle_timeout"] = args.idle_timeout
     if args.fd is not None:  # the parent kept our port bound while no process served it
         options["sock"] = socket.socket(fileno=args.fd)
-    endpoint = await Endpoint(None, host=args.host, port=args.port, **options).start()
+    history = None
+    routes = None  # the demo routes
+    if args.history is not None:  # chapter 05: history:* kept in a SQLite file the parent names
+        history = History(args.history)
+        routes = history_routes(history)
+    endpoint = await Endpoint(routes, host=args.host, port=args.port, **options).start()
     state_server = await asyncio.start_server(
         lambda r, w: _serve_state(endpoint, r, w), "127.0.0.1", args.state_port)
     state_port = state_server.sockets[0].getsockname()[1]
@@ -96,6 +105,8 @@ async def main(args: argparse.Namespace) -> int:
         logger.warning("x parent process gone (stdin closed): exiting at once")
         os._exit(1)  # like kill -9: no close frames, no cleanup
     await endpoint.stop()
+    if history is not None:
+        history.close()
     state_server.close()
     await state_server.wait_closed()
     return 0
@@ -113,6 +124,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--idle-timeout", type=float, default=None)
     parser.add_argument("--drop-heartbeats", action="store_true",
                         help="never answer heartbeats (simulates a server bug)")
+    parser.add_argument("--history", default=None, metavar="PATH",
+                        help="also serve history:* with messages stored in this SQLite file")
     parser.add_argument("--watch-stdin", action="store_true",
                         help="exit at once when stdin closes (the parent died)")
     parser.add_argument("--log-level", default="WARNING")

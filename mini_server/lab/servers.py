@@ -9,7 +9,8 @@ Two kinds of handle, one interface (``url``, ``port``, ``running``, and the coro
   so a learner can define Channel classes in a cell and serve them.  ``kill()`` aborts every
   TCP connection (clients see 1006), ``stop()`` drains with 1012, ``restart()`` comes back
   on the same port with empty memory.  ``state()`` is the endpoint's snapshot.
-* :class:`ProcessServer` runs :mod:`mini_server.lab.process_server` with the demo routes.
+* :class:`ProcessServer` runs :mod:`mini_server.lab.process_server` with the demo routes
+  (plus ``history:*`` on a SQLite file when given ``history=PATH``).
   ``kill()`` is a real SIGKILL, ``stop()`` a SIGTERM (graceful, 1012), ``restart()`` a new
   process on the same port (a deploy).  ``state()`` is fetched over loopback HTTP.  The
   child watches its stdin pipe, so it dies with the kernel even when the kernel is killed.
@@ -166,10 +167,11 @@ class ProcessServer(ServerHandle):
     kind = "process"
 
     def __init__(self, name: str, *, idle_timeout: float | None = None,
-                 drop_heartbeats: bool = False) -> None:
+                 drop_heartbeats: bool = False, history: str | os.PathLike | None = None) -> None:
         super().__init__(name)
         self.port = 0
         self.idle_timeout, self.drop_heartbeats = idle_timeout, drop_heartbeats
+        self.history = None if history is None else os.fspath(history)  # a SQLite file path
         self.process: asyncio.subprocess.Process | None = None
         self.state_url = ""
         self._state_port = 0
@@ -196,6 +198,8 @@ class ProcessServer(ServerHandle):
             args += ["--idle-timeout", str(self.idle_timeout)]
         if self.drop_heartbeats:
             args.append("--drop-heartbeats")
+        if self.history is not None:
+            args += ["--history", self.history]
         held, self._port_hold = self._port_hold, None
         if held is not None:  # the new child listens on the very socket that kept the port
             args += ["--fd", str(held.fileno())]
@@ -318,11 +322,15 @@ async def start_server(name: str = "default",
 
 
 async def start_process_server(name: str = "default", *, idle_timeout: float | None = None,
-                               drop_heartbeats: bool = False) -> ProcessServer:
-    """Run the demo server as a child OS process; replaces ``name``."""
+                               drop_heartbeats: bool = False,
+                               history: str | os.PathLike | None = None) -> ProcessServer:
+    """Run the demo server as a child OS process; replaces ``name``.
+
+    ``history``: a SQLite file path; the child then also serves ``history:*`` from it.
+    """
     await _replace(name)
     handle = await ProcessServer(name, idle_timeout=idle_timeout,
-                                 drop_heartbeats=drop_heartbeats).start()
+                                 drop_heartbeats=drop_heartbeats, history=history).start()
     _registry[name] = handle
     return handle
 

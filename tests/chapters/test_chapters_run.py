@@ -14,6 +14,7 @@ pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"),
 
 CORE = ["00_start_here", "01_sockets_and_channels", "02_unreliable_connections",
         "03_channel_subscriptions", "04_reconnecting_well"]
+WRITTEN = [*CORE, "05_keeping_data_alive"]  # the core and the chapters written after it
 
 _runs: dict[str, ChapterRun | BaseException] = {}
 
@@ -31,7 +32,7 @@ def executed(name: str) -> ChapterRun:
     return result
 
 
-@pytest.mark.parametrize("name", CORE)
+@pytest.mark.parametrize("name", WRITTEN)
 def test_chapter_runs_headless_and_leaves_nothing_running(name):
     """The chapter executes without error; no port, child process or survivor is left."""
     run = executed(name)
@@ -62,6 +63,28 @@ def test_chapter_04_prints_the_herd_peak_reduction():
     found = re.search(r"(\d+) connects with the default schedule, (\d+) with full jitter", text)
     assert found, "no peak comparison printed"
     assert int(found[1]) == 200 and int(found[2]) < int(found[1])
+
+
+def test_chapter_05_loses_messages_at_most_once_and_none_with_catch_up():
+    """Chapter 05: the plain stream loses messages; the stored one misses none, no duplicates."""
+    text = executed("05_keeping_data_alive").text()
+    plain = re.search(r"^total: (\d+) sent, (\d+) received, (\d+) lost, 0 duplicates$", text, re.M)
+    assert plain, "no at-most-once total printed"
+    assert int(plain[3]) > 0 and int(plain[1]) == int(plain[2]) + int(plain[3])
+    stored = re.search(r"^total: (\d+) stored and sent, (\d+) received, (\d+) of them replayed, "
+                       r"0 duplicates, missing: none$", text, re.M)
+    assert stored, "catch-up total missing, or it reports duplicates or missing messages"
+    assert stored[1] == stored[2] and int(stored[3]) > 0
+
+
+def test_chapter_05_keeps_the_database_counter_and_applies_a_retry_once():
+    """Chapter 05: after kill -9 assigns restart and the database goes on; retries differ."""
+    text = executed("05_keeping_data_alive").text()
+    assert "after one more increment {'assigns': 1, 'database': 6}" in text
+    assert "the database file says: 6" in text
+    rows = re.findall(r"^rows stored for one order: (\d+)$", text, re.M)
+    assert rows == ["2", "1"], f"naive retry then idempotent retry stored {rows}"
+    assert "database folder left: False" in text
 
 
 def test_runner_notices_a_server_and_a_process_left_running(tmp_path):

@@ -116,6 +116,53 @@ def jittered_backoff(tries, base=0.1, cap=5.0, rng=random):
     return rng.uniform(0, min(cap, base * 2 ** (tries - 1)))  # overflows for huge tries
 '''),
     },
+    "05_keeping_data_alive": {
+        "q1_lost_in_outage": ("q1_tests", '''
+def lost_in_outage(sent, received, start, end):
+    got = set(received)
+    return sorted(n for at, n in sent if start < at < end and n not in got)  # edges excluded
+'''),
+        "q2_push_fates": ("q2_tests", '''
+def push_fates(pushes, rejoined_at, kernel_restarted=False):
+    # the timeout counted from the start of the outage, and a restart forgotten
+    return ["sent" if timeout > rejoined_at else "timeout" for pushed_at, timeout in pushes]
+'''),
+        "q3_catch_up_channel": ("q3_tests", '''
+class CatchUpChannel(Channel):
+    history = None
+    intercept = ("new_msg",)
+
+    async def join(self, topic, payload):
+        self.assigns["last_seen"] = payload["last_seen_id"]  # a first visit sends none
+        self.send_info("replay")
+        return ok()
+
+    async def handle_info(self, msg):
+        for stored in self.history.since(self.topic, self.assigns["last_seen"]):
+            await self.push("new_msg", stored.payload())
+        return noreply()
+
+    async def handle_out(self, event, payload):
+        await self.push(event, payload)  # no check: a message replayed and broadcast goes twice
+        return noreply()
+'''),
+        "q4_store_once": ("q4_tests", '''
+SEEN = {}
+
+
+def create_orders(db):
+    db.execute("CREATE TABLE IF NOT EXISTS orders (id INTEGER PRIMARY KEY AUTOINCREMENT, "
+               "client_id TEXT, body TEXT)")
+
+
+def store_order(db, client_id, body):
+    if client_id in SEEN:  # remembered in this process only
+        return SEEN[client_id], False
+    SEEN[client_id] = db.execute("INSERT INTO orders (client_id, body) VALUES (?, ?)",
+                                 (client_id, body)).lastrowid
+    return SEEN[client_id], True
+'''),
+    },
 }
 
 
