@@ -45,6 +45,9 @@ the reader pauses (below), so a client that heartbeats but never reads stops bei
 times out as idle and is aborted by the close timeout if no broadcast fills the budget
 first.  Worst case, a stuck connection pins ``max_outgoing_bytes`` plus websockets'
 write buffer (one frame plus 32 KiB) for at most ``idle_timeout + 2 * close_timeout``.
+A client that heartbeats, reads nothing and is sent little stays open while it
+heartbeats (as under Phoenix until its 30 s send timeout), holding under a quarter of
+the budget: past that the reader pauses and the idle timeout ends it.
 
 Phoenix, for reference.  A Phoenix transport is one process (Bandit's or Cowboy's
 connection process running ``Phoenix.Socket``); channels and ``fastlane`` broadcasts

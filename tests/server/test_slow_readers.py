@@ -181,4 +181,3 @@ async def test_heartbeating_non_reader_without_broadcasts_is_aborted(make_server
     assert await close_code_seen(ws) == 1006
     del transport
     await assert_freed(server, gone)
-
