@@ -51,7 +51,8 @@ Limits (keyword arguments): ``idle_timeout`` 60 s (Phoenix's; None disables),
 ``max_channels`` 100, ``mailbox_size`` 1000 client pushes waiting per channel,
 ``max_outgoing_bytes`` 8 MiB and ``max_outgoing`` 10 000 frames unread per connection
 (past either the connection is aborted: a slow or non-reading client, see
-``transport.py``), ``close_timeout`` 1 s for a close frame to be written (else abort;
+``transport.py``), ``send_timeout`` 30 s for one frame to be taken (Thousand Island's
+default; else abort), ``close_timeout`` 1 s for a close frame to be written (else abort;
 also websockets' closing handshake), ``drain_timeout`` for ``stop()`` as a whole.
 
 ``stop`` and ``kill`` are idempotent.  ``snapshot()`` walks the live tables (no I/O, no
@@ -96,6 +97,9 @@ REDACTED = "[redacted]"
 #: Default outgoing budget per connection: eight frames at the 1 MiB frame limit, far more
 #: than a reading client ever has queued, small enough that a stuck one cannot matter.
 MAX_OUTGOING_BYTES = 8 * 1_048_576
+#: Seconds one frame may wait for the client's TCP window before the connection is aborted:
+#: Thousand Island's (Bandit's) ``send_timeout`` default, which Ranch (Cowboy's) shares.
+SEND_TIMEOUT = 30.0
 ConnectHook = Callable[[dict[str, Any], dict[str, Any]], Any]
 
 
@@ -137,6 +141,7 @@ class Endpoint:
                  secret_params: tuple[str, ...] = ("token", "auth_token", "password", "secret"),
                  mailbox_size: int = 1000, max_outgoing: int = 10_000,
                  max_outgoing_bytes: int = MAX_OUTGOING_BYTES,
+                 send_timeout: float | None = SEND_TIMEOUT,
                  close_timeout: float = 1.0, drain_timeout: float = 1.5,
                  sock: socket.socket | None = None) -> None:
         if channels is None:
@@ -156,7 +161,7 @@ class Endpoint:
         self.outgoing_high = max(1, max_outgoing // 10)
         if max_outgoing_bytes < 1:
             raise ValueError(f"max_outgoing_bytes must be positive, got {max_outgoing_bytes}")
-        self.max_outgoing_bytes = max_outgoing_bytes
+        self.max_outgoing_bytes, self.send_timeout = max_outgoing_bytes, send_timeout
         self.outgoing_high_bytes = max(1, max_outgoing_bytes // 4)  # the reader pauses above
         self.close_timeout, self.drain_timeout = close_timeout, drain_timeout
         self._own_pubsub = pubsub is None

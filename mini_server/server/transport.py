@@ -36,18 +36,18 @@ frame: the client sees 1006; its channels stop; no other connection is touched) 
   bytes, whatever the frame size;
 * a close it was sent cannot be written within ``close_timeout``: a close frame stuck
   behind unread bytes would otherwise hold the connection (and its buffer) forever,
-  since ``ws.send``/``ws.close`` wait for the peer's TCP window without a timeout.
+  since ``ws.send``/``ws.close`` wait for the peer's TCP window without a timeout;
+* one frame cannot be handed to websockets within ``send_timeout`` (default 30 s,
+  Thousand Island's): the client has read nothing for that long.  This ends a client
+  that heartbeats but reads nothing and is sent too little to fill the budget.
 
 The idle close never waits behind unread frames: it drops the queue and goes first (the
 client has said nothing for ``idle_timeout``; what it has not read it will never see).
 While the queue is above a tenth of ``max_outgoing`` frames or a quarter of the byte budget
 the reader pauses (below), so a client that heartbeats but never reads stops being heard,
-times out as idle and is aborted by the close timeout if no broadcast fills the budget
-first.  Worst case, a stuck connection pins ``max_outgoing_bytes`` plus websockets'
-write buffer (one frame plus 32 KiB) for at most ``idle_timeout + 2 * close_timeout``.
-A client that heartbeats, reads nothing and is sent little stays open while it
-heartbeats (as under Phoenix until its 30 s send timeout), holding under a quarter of
-the budget: past that the reader pauses and the idle timeout ends it.
+times out as idle and is aborted by the close timeout if neither the budget nor the send
+timeout ends it first.  Worst case, a stuck connection pins ``max_outgoing_bytes`` plus
+websockets' write buffer (one frame plus 32 KiB), for at most ``send_timeout``.
 
 Phoenix, for reference.  A Phoenix transport is one process (Bandit's or Cowboy's
 connection process running ``Phoenix.Socket``); channels and ``fastlane`` broadcasts
@@ -58,12 +58,13 @@ socket layer) defaults to ``send_timeout: 30000, send_timeout_close: true``
 (``lib/thousand_island/transports/tcp.ex``), and Ranch (Cowboy's) sets the same defaults
 (``src/ranch_tcp.erl``), so one write blocked for 30 s closes the socket and the process
 exits, dropping its mailbox.  The client sees the TCP connection drop (1006), as here.
-The idle ``timeout`` (60 s, Bandit's ``websocket_options``; Cowboy's ``idle_timeout``)
-is not what saves it: it can only act between two blocking sends.  We differ on
-purpose: asyncio has no blocking send, so a time-only rule would let memory grow at the
-broadcast rate for 30 s (a teaching server in a kernel shares memory with the notebook);
-we bound the bytes and use ``close_timeout`` (1 s) for the close.  Both drop only the
-slow connection.
+(Bandit writes each frame with ``ThousandIsland.Socket.send`` from the connection process,
+``lib/bandit/websocket/socket.ex``.)  The idle ``timeout`` (60 s; Cowboy's
+``idle_timeout``) is no help: the process sits in blocking sends, and its close frame
+would block the same way.  We differ on purpose: asyncio has no blocking send, and a
+time-only rule would let memory grow at the broadcast rate for 30 s (a teaching server
+in a kernel shares memory with the notebook), so we bound the bytes as well, and give a
+close ``close_timeout`` (1 s), not 30 s.  Both drop only the slow connection.
 
 Floods.  The reader awaits each channel mailbox ``put`` (bounded) and pauses while the
 outgoing queue is above its high marks, so a flooding client only slows itself:
@@ -312,7 +313,15 @@ class Transport:
                     await self.ws.close(item.code, "")  # Phoenix's close reasons are empty
                     return
                 self._in_flight_bytes = sys.getsizeof(item)
-                await self.ws.send(item)
+                try:
+                    async with asyncio.timeout(endpoint.send_timeout):
+                        await self.ws.send(item)
+                except TimeoutError:
+                    log.error("! slow consumer: a frame not taken within %g s (%d bytes "
+                              "unread); aborting the connection", endpoint.send_timeout,
+                              self.outgoing_bytes)
+                    self.abort(f"slow consumer: nothing read for {endpoint.send_timeout:g} s")
+                    return
                 # Zero already if an abort dropped everything while the frame was in flight.
                 self.outgoing_bytes -= self._in_flight_bytes
                 self._in_flight_bytes = 0

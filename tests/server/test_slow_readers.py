@@ -102,6 +102,16 @@ async def pump_until_gone(
     )
 
 
+async def fill_tcp_buffers(server: Endpoint, reader: Any, topic: str, transport: Any) -> None:
+    """Broadcast until frames wait in ``transport``'s queue: the TCP buffers are full."""
+    for _ in range(150):  # at most 4.8 MB: under the default 8 MiB budget
+        await server.broadcast(topic, "blob", BLOB)
+        assert (await reader.recv())[3] == "blob"
+        if len(transport._out) > 2:
+            break
+    assert len(transport._out) > 2 and transport.state is ConnectionState.OPEN
+
+
 async def assert_freed(server: Endpoint, gone: weakref.ref[Any]) -> None:
     """The connection is gone from the server, and so is everything it held."""
     await wait_until(lambda: gone() not in server.transports, timeout=TIMEOUT)
@@ -155,10 +165,7 @@ async def test_idle_close_does_not_wait_behind_unread_frames(make_server, raw):
     await reader.join("echo:big", "r")
     ws = await stuck_client(server, "echo:big")
     transport = server_side(server, ws)
-    for _ in range(100):  # 3.2 MB: far past the TCP buffers, far under the budget
-        await server.broadcast("echo:big", "blob", BLOB)
-        await reader.recv()
-    assert transport.outgoing_bytes > 0 and transport.state is ConnectionState.OPEN
+    await fill_tcp_buffers(server, reader, "echo:big", transport)
     gone = weakref.ref(transport)
     async with asyncio.timeout(0.5 + 2 * 0.3 + TIMEOUT):  # idle + the close timeout's bound
         await wait_until(lambda: gone() not in server.transports, timeout=5)
@@ -181,3 +188,22 @@ async def test_heartbeating_non_reader_without_broadcasts_is_aborted(make_server
     assert await close_code_seen(ws) == 1006
     del transport
     await assert_freed(server, gone)
+
+
+async def test_heartbeating_non_reader_is_aborted_by_the_send_timeout(make_server, raw):
+    """A client that heartbeats but has read nothing for send_timeout is aborted (1006)."""
+    server = await make_server(idle_timeout=30, send_timeout=0.5)
+    reader = await raw(endpoint=server)
+    await reader.join("echo:big", "r")
+    ws = await stuck_client(server, "echo:big")
+    transport = server_side(server, ws)
+    gone = weakref.ref(transport)
+    async with heartbeating(ws):
+        await fill_tcp_buffers(server, reader, "echo:big", transport)
+        async with asyncio.timeout(0.5 + TIMEOUT):
+            await wait_until(lambda: gone() not in server.transports, timeout=0.5 + TIMEOUT)
+    assert transport.close_why is not None and "nothing read for 0.5 s" in transport.close_why
+    assert await close_code_seen(ws) == 1006
+    del transport
+    await assert_freed(server, gone)
+    assert await reader.heartbeat() == reply(None, "hb", "phoenix")
