@@ -57,7 +57,8 @@ also websockets' closing handshake), ``drain_timeout`` for ``stop()`` as a whole
 
 ``stop`` and ``kill`` are idempotent.  ``snapshot()`` walks the live tables (no I/O, no
 copies of queues) so a panel can poll it ten times a second; params whose key is in
-``secret_params`` read ``"[redacted]"``.
+``secret_params`` read ``"[redacted]"``; each socket shows its ``outgoing`` frames and
+bytes, next to the endpoint's ``max_outgoing_bytes``.
 """
 
 from __future__ import annotations
