@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent.parent / "bench"
@@ -12,6 +13,7 @@ def load(name: str):
     """Import a bench script as a module."""
     spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while being built
     spec.loader.exec_module(module)
     return module
 
@@ -22,3 +24,16 @@ async def test_fanout_benchmark_reports_a_ratio(capsys):
     out = capsys.readouterr().out
     assert "3 subscribers x 5 broadcasts = 15 deliveries" in out
     assert "ratio intercept/fastlane time:" in out
+
+
+async def test_slow_reader_benchmark_reports_memory_and_the_abort(capsys):
+    """bench/slow_reader.py runs every scenario, aborts the stuck client, states its bound."""
+    await load("slow_reader").main(messages=150, size=32_768, budget=1_048_576, idle=0.3,
+                                   close=0.2)
+    out = capsys.readouterr().out
+    assert "32768-byte broadcasts x 150" in out
+    budget_lines = [line for line in out.splitlines() if line.startswith("byte budget")]
+    assert len(budget_lines) == 2  # without and with heartbeats: both dropped mid-stream
+    assert all("aborted after" in line and "client saw 1006" in line for line in budget_lines)
+    assert "ratio peak growth byte budget/frames only:" in out
+    assert "bound: byte-budget peak growth" in out

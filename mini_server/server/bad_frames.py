@@ -22,8 +22,10 @@ Limits enforced elsewhere, listed here so the whole policy is in one place: inva
 in a text frame makes websockets close with **1007** (Bandit does too); a frame over
 ``max_frame_size`` closes with **1009** (a deliberate deviation: Phoenix has no limit by
 default, PROTOCOL.md section 11); a silent client is closed after ``idle_timeout`` with
-**1002** (Bandit's code for its timeout); a client that leaves more than ``max_outgoing``
-frames unread is aborted (a close frame would wait behind the same unread bytes).
+**1002** (Bandit's code for its timeout); a client that leaves more than
+``max_outgoing_bytes`` (or ``max_outgoing`` frames) unread, or whose close frame cannot be
+written within ``close_timeout``, is aborted: 1006 (a close frame would wait behind the
+same unread bytes; ``transport.py`` compares this with Bandit's and Cowboy's send timeout).
 """
 
 from __future__ import annotations

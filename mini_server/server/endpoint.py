@@ -49,12 +49,16 @@ tracked in ``self.transports`` until its handler returns.  Lifecycle:
 Limits (keyword arguments): ``idle_timeout`` 60 s (Phoenix's; None disables),
 ``max_frame_size`` 1 MiB (Phoenix has none: a deliberate deviation, PROTOCOL.md section 11),
 ``max_channels`` 100, ``mailbox_size`` 1000 client pushes waiting per channel,
-``max_outgoing`` 10 000 unread frames per connection, ``close_timeout`` and
-``drain_timeout`` bound how long ``stop()`` waits for clients.
+``max_outgoing_bytes`` 8 MiB and ``max_outgoing`` 10 000 frames unread per connection
+(past either the connection is aborted: a slow or non-reading client, see
+``transport.py``), ``send_timeout`` 30 s for one frame to be taken (Thousand Island's
+default; else abort), ``close_timeout`` 1 s for a close frame to be written (else abort;
+also websockets' closing handshake), ``drain_timeout`` for ``stop()`` as a whole.
 
 ``stop`` and ``kill`` are idempotent.  ``snapshot()`` walks the live tables (no I/O, no
 copies of queues) so a panel can poll it ten times a second; params whose key is in
-``secret_params`` read ``"[redacted]"``.
+``secret_params`` read ``"[redacted]"``; each socket shows its ``outgoing`` frames and
+bytes, next to the endpoint's ``max_outgoing_bytes``.
 """
 
 from __future__ import annotations
@@ -91,6 +95,12 @@ from mini_server.server.transport import Transport
 log = server_logger(__name__)
 
 REDACTED = "[redacted]"
+#: Default outgoing budget per connection: eight frames at the 1 MiB frame limit, far more
+#: than a reading client ever has queued, small enough that a stuck one cannot matter.
+MAX_OUTGOING_BYTES = 8 * 1_048_576
+#: Seconds one frame may wait for the client's TCP window before the connection is aborted:
+#: Thousand Island's (Bandit's) ``send_timeout`` default, which Ranch (Cowboy's) shares.
+SEND_TIMEOUT = 30.0
 ConnectHook = Callable[[dict[str, Any], dict[str, Any]], Any]
 
 
@@ -131,6 +141,8 @@ class Endpoint:
                  auth_token: bool = False,
                  secret_params: tuple[str, ...] = ("token", "auth_token", "password", "secret"),
                  mailbox_size: int = 1000, max_outgoing: int = 10_000,
+                 max_outgoing_bytes: int = MAX_OUTGOING_BYTES,
+                 send_timeout: float | None = SEND_TIMEOUT,
                  close_timeout: float = 1.0, drain_timeout: float = 1.5,
                  sock: socket.socket | None = None) -> None:
         if channels is None:
@@ -148,6 +160,10 @@ class Endpoint:
         self.secret_params = frozenset(k.lower() for k in secret_params)
         self.mailbox_size, self.max_outgoing = mailbox_size, max_outgoing
         self.outgoing_high = max(1, max_outgoing // 10)
+        if max_outgoing_bytes < 1:
+            raise ValueError(f"max_outgoing_bytes must be positive, got {max_outgoing_bytes}")
+        self.max_outgoing_bytes, self.send_timeout = max_outgoing_bytes, send_timeout
+        self.outgoing_high_bytes = max(1, max_outgoing_bytes // 4)  # the reader pauses above
         self.close_timeout, self.drain_timeout = close_timeout, drain_timeout
         self._own_pubsub = pubsub is None
         self.pubsub = pubsub or PubSub()
@@ -303,6 +319,7 @@ class Endpoint:
             for ch in sock["channels"]:
                 topics[ch["topic"]] = topics.get(ch["topic"], 0) + 1
         return {"running": self.running, "url": self.url, "sockets": sockets,
+                "max_outgoing_bytes": self.max_outgoing_bytes,
                 "topics": topics, "socket_count": len(sockets),
                 "channel_count": sum(topics.values())}
 

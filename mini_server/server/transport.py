@@ -11,7 +11,8 @@ channel's mailbox, drop it (stale join_ref, dying channel), or answer "unmatched
 
 Writing.  Every outgoing frame goes through :meth:`send_frame` into one deque drained by
 one writer task, so frames leave in the order they were produced.  A close request is
-queued behind the frames already waiting, so a reply precedes its close.
+queued behind the frames already waiting, so a reply precedes its close; the idle close
+is the exception (below).
 
 Lifecycle.  ``ConnectionState`` (``states.py``) changes only through its table: ``close``
 (a close frame is queued), ``abort`` (TCP dropped by us), ``kill`` (server killed),
@@ -22,10 +23,51 @@ Closes, as Phoenix with Bandit answers (``bad_frames.py`` has the whole policy):
 undecodable frame closes with 1011, a silent connection after ``idle_timeout`` with 1002,
 a ``"disconnect"`` broadcast on the socket id with 1001, a drain with 1012, all with an
 empty reason on the wire; the reason is logged (``x``/``!`` lines) for people and panels.
-A client that leaves more than ``max_outgoing`` frames unread is aborted.
 
-Floods.  The reader awaits each channel mailbox ``put`` (bounded) and pauses while more
-than ``outgoing_high`` frames wait to be written, so a flooding client only slows itself:
+Slow readers.  A frame costs the connection its memory size (``sys.getsizeof``) from the
+moment it is queued until websockets has taken it (``ws.send`` returns once the transport's
+write buffer is below websockets' 32 KiB ``write_limit``), so the count covers the frame in
+flight too.  A broadcast frame shared by many subscribers is charged to each of them: the
+figure bounds what one connection pins.  A connection is **aborted** (TCP dropped, no close
+frame: the client sees 1006; its channels stop; no other connection is touched) when
+
+* more than ``max_outgoing_bytes`` (default 8 MiB) or ``max_outgoing`` frames wait: a
+  client that stops reading under a broadcast stream is dropped within one budget of
+  bytes, whatever the frame size;
+* a close it was sent cannot be written within ``close_timeout``: a close frame stuck
+  behind unread bytes would otherwise hold the connection (and its buffer) forever,
+  since ``ws.send``/``ws.close`` wait for the peer's TCP window without a timeout;
+* one frame cannot be handed to websockets within ``send_timeout`` (default 30 s,
+  Thousand Island's): the client has read nothing for that long.  This ends a client
+  that heartbeats but reads nothing and is sent too little to fill the budget.
+
+The idle close never waits behind unread frames: it drops the queue and goes first (the
+client has said nothing for ``idle_timeout``; what it has not read it will never see).
+While the queue is above a tenth of ``max_outgoing`` frames or a quarter of the byte budget
+the reader pauses (below), so a client that heartbeats but never reads stops being heard,
+times out as idle and is aborted by the close timeout if neither the budget nor the send
+timeout ends it first.  Worst case, a stuck connection pins ``max_outgoing_bytes`` plus
+websockets' write buffer (one frame plus 32 KiB), for at most ``send_timeout``.
+
+Phoenix, for reference.  A Phoenix transport is one process (Bandit's or Cowboy's
+connection process running ``Phoenix.Socket``); channels and ``fastlane`` broadcasts
+*send it messages*, so for a client that stops reading the transport process's mailbox
+grows without any bound while it sits in a blocking ``:gen_tcp.send``.  What ends it is
+the socket option ``send_timeout`` with ``send_timeout_close``: Thousand Island (Bandit's
+socket layer) defaults to ``send_timeout: 30000, send_timeout_close: true``
+(``lib/thousand_island/transports/tcp.ex``), and Ranch (Cowboy's) sets the same defaults
+(``src/ranch_tcp.erl``), so one write blocked for 30 s closes the socket and the process
+exits, dropping its mailbox.  The client sees the TCP connection drop (1006), as here.
+(Bandit writes each frame with ``ThousandIsland.Socket.send`` from the connection process,
+``lib/bandit/websocket/socket.ex``.)  The idle ``timeout`` (60 s; Cowboy's
+``idle_timeout``) is no help: the process sits in blocking sends, and its close frame
+would block the same way.  We differ on purpose: asyncio has no blocking send, and a
+time-only rule would let memory grow at the broadcast rate for 30 s (a teaching server
+in a kernel shares memory with the notebook), so we bound the bytes as well, and give a
+close ``close_timeout`` (1 s), not 30 s.  Both drop only the slow connection.
+
+Floods.  The reader awaits each channel mailbox ``put`` (bounded) and pauses while the
+outgoing queue is above its high marks, so a flooding client only slows itself:
 websockets stops reading its socket and TCP pushes back.  The reader also yields to the
 loop after every frame.  The process and the other connections are unaffected.
 """
@@ -34,6 +76,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -94,6 +137,9 @@ class Transport:
                                    f"socket {socket_id or hex(id(self))}")
         self.close_why: str | None = None  # why we closed it: for the log and panels
         self._out: deque[Frame | _CloseRequest] = deque()
+        self.outgoing_bytes = 0  # what the queued and in-flight frames hold (sys.getsizeof)
+        self._in_flight_bytes = 0  # the frame websockets is writing now
+        self._close_timer: asyncio.TimerHandle | None = None
         self._out_ready = asyncio.Event()
         self._drained = asyncio.Event()
         self._drained.set()
@@ -143,6 +189,8 @@ class Transport:
         finally:
             close_frame = self.state is ConnectionState.CLOSING
             self.lifecycle.fire("ended")
+            if self._close_timer is not None:
+                self._close_timer.cancel()
             if id_sub is not None:
                 self.endpoint.pubsub.unsubscribe(id_sub)
             await self._stop_channels()
@@ -154,15 +202,40 @@ class Transport:
             log.info("x socket closed id=%s code=%s reason=%r", self.socket_id,
                      self.ws.close_code, self.close_why or self.ws.close_reason)
 
-    def close(self, code: int, why: str) -> None:
-        """Close after the frames already queued (empty reason on the wire, ``why`` logged)."""
+    def close(self, code: int, why: str, *, first: bool = False) -> None:
+        """Close after the queued frames (``first``: drop them and close now); abort if stuck.
+
+        The reason on the wire is empty (``why`` is logged).  Unless the close frame has
+        been written within ``close_timeout`` the connection is aborted instead.
+        """
         if self.state is not ConnectionState.OPEN:
             return
         self.lifecycle.fire("close")
         self.close_why = why
         log.info("x closing id=%s with %d: %s", self.socket_id, code, why)
+        if first:
+            self._out.clear()
+            self.outgoing_bytes = self._in_flight_bytes
         self._out.append(_CloseRequest(int(code)))
         self._out_ready.set()
+        self._close_timer = asyncio.get_running_loop().call_later(
+            self.endpoint.close_timeout, self._close_overdue, False)
+
+    def _close_overdue(self, final: bool) -> None:
+        if self.state is not ConnectionState.CLOSING:
+            return
+        written = (self.ws.protocol.close_sent is not None
+                   and self.ws.transport.get_write_buffer_size() == 0)
+        if written and not final:
+            # The close frame is out; websockets' own close_timeout bounds the handshake.
+            # Check once more in case it does not.
+            self._close_timer = asyncio.get_running_loop().call_later(
+                self.endpoint.close_timeout, self._close_overdue, True)
+            return
+        timeout = self.endpoint.close_timeout
+        log.error("! close not written within %g s (%d bytes unread); aborting the "
+                  "connection", timeout, self.outgoing_bytes)
+        self.abort(f"slow consumer: close not written within {timeout:g} s")
 
     def kill(self) -> None:
         """Abort the TCP connection: no close frame, channels vanish without terminate."""
@@ -184,6 +257,7 @@ class Transport:
 
     def _drop_tcp(self, *, cancel_reader: bool) -> None:
         self._out.clear()
+        self.outgoing_bytes = self._in_flight_bytes = 0
         self.ws.transport.abort()
         if cancel_reader and self._reader is not asyncio.current_task():
             # The reader may be parked in a join or a full mailbox that will never finish.
@@ -204,31 +278,56 @@ class Transport:
         self.send_frame(self.serializer.encode(msg))
 
     def send_frame(self, frame: Frame) -> None:
-        """Queue an encoded frame behind the others (dropped once the connection is closing)."""
+        """Queue an encoded frame behind the others (dropped once the connection is closing).
+
+        A connection past ``max_outgoing_bytes`` or ``max_outgoing`` frames is aborted.
+        """
         if self.state is not ConnectionState.OPEN:
             return
         self._out.append(frame)
+        self.outgoing_bytes += sys.getsizeof(frame)
         self._out_ready.set()
-        if len(self._out) > self.endpoint.max_outgoing:
+        endpoint = self.endpoint
+        if self.outgoing_bytes > endpoint.max_outgoing_bytes:
+            log.error("! slow consumer: %d bytes unread (budget %d); aborting the connection",
+                      self.outgoing_bytes, endpoint.max_outgoing_bytes)
+            self.abort(f"slow consumer: more than {endpoint.max_outgoing_bytes} bytes unread")
+        elif len(self._out) > endpoint.max_outgoing:
             log.error("! slow consumer: %d frames unread; aborting the connection",
                       len(self._out))
-            self.abort(f"slow consumer: more than {self.endpoint.max_outgoing} frames unread")
-        elif len(self._out) > self.endpoint.outgoing_high:
+            self.abort(f"slow consumer: more than {endpoint.max_outgoing} frames unread")
+        elif (len(self._out) > endpoint.outgoing_high
+              or self.outgoing_bytes > endpoint.outgoing_high_bytes):
             self._drained.clear()
 
     async def _write_loop(self) -> None:
+        endpoint = self.endpoint
         try:
             while True:
                 while not self._out:
                     self._out_ready.clear()
                     await self._out_ready.wait()
                 item = self._out.popleft()
-                if len(self._out) <= self.endpoint.outgoing_high // 2:
-                    self._drained.set()
                 if isinstance(item, _CloseRequest):
+                    self._drained.set()
                     await self.ws.close(item.code, "")  # Phoenix's close reasons are empty
                     return
-                await self.ws.send(item)
+                self._in_flight_bytes = sys.getsizeof(item)
+                try:
+                    async with asyncio.timeout(endpoint.send_timeout):
+                        await self.ws.send(item)
+                except TimeoutError:
+                    log.error("! slow consumer: a frame not taken within %g s (%d bytes "
+                              "unread); aborting the connection", endpoint.send_timeout,
+                              self.outgoing_bytes)
+                    self.abort(f"slow consumer: nothing read for {endpoint.send_timeout:g} s")
+                    return
+                # Zero already if an abort dropped everything while the frame was in flight.
+                self.outgoing_bytes -= self._in_flight_bytes
+                self._in_flight_bytes = 0
+                if (len(self._out) <= endpoint.outgoing_high // 2
+                        and self.outgoing_bytes <= endpoint.outgoing_high_bytes // 2):
+                    self._drained.set()
                 if log.isEnabledFor(logging.DEBUG):
                     log.debug("> %s", short(item))
         except ConnectionClosed:
@@ -245,7 +344,10 @@ class Transport:
             remaining = self._last_in + timeout - loop.time()
             if remaining <= 0:
                 log.warning("- idle timeout: nothing received for %.1f s", timeout)
-                self.close(CloseCode.PROTOCOL_ERROR, f"idle timeout ({timeout:g} s silent)")
+                # First: what a silent client has not read it will never see, and a close
+                # behind unread frames would never be written.
+                self.close(CloseCode.PROTOCOL_ERROR, f"idle timeout ({timeout:g} s silent)",
+                           first=True)
                 return
             await asyncio.sleep(remaining)
 
@@ -335,5 +437,6 @@ class Transport:
         """This socket for Endpoint.snapshot()."""
         return {"id": self.socket_id, "vsn": self.vsn, "connected_at": self.connected_at,
                 "params": redact(self.params),
+                "outgoing": {"frames": len(self._out), "bytes": self.outgoing_bytes},
                 "channels": [{"topic": s.topic, "join_ref": s.join_ref}
                              for s in self.channels.values() if s.joined]}

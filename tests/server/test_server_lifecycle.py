@@ -235,13 +235,16 @@ async def test_snapshot_lists_sockets_channels_and_redacts_secrets(make_server, 
     other = await raw(endpoint=server)
     await other.join("echo:1", "1")
     snap = server.snapshot()
-    assert set(snap) == {"running", "url", "sockets", "topics", "socket_count", "channel_count"}
+    assert set(snap) == {"running", "url", "sockets", "topics", "socket_count", "channel_count",
+                         "max_outgoing_bytes"}
+    assert snap["max_outgoing_bytes"] == server.max_outgoing_bytes
     assert (snap["running"], snap["url"]) == (True, server.url)
     assert (snap["socket_count"], snap["channel_count"]) == (2, 3)
     assert snap["topics"] == {"echo:1": 2, "echo:2": 1}
     mine = next(s for s in snap["sockets"] if s["id"] == "users_socket:7")
     assert mine["params"] == {"user": "7", "token": "[redacted]", "vsn": "2.0.0"}
     assert mine["vsn"] == "2.0.0" and isinstance(mine["connected_at"], float)
+    assert set(mine["outgoing"]) == {"frames", "bytes"}
     assert mine["channels"] == [{"topic": "echo:1", "join_ref": "6"},
                                 {"topic": "echo:2", "join_ref": "7"}]
     assert "SECRET" not in repr(snap)
