@@ -34,6 +34,7 @@ from collections import deque
 from typing import Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
+from mini_server.lab import log_routing
 from mini_server.lab.frames import FrameCounter, Traffic
 
 logger = logging.getLogger(__name__)
@@ -191,6 +192,7 @@ class ChaosProxy:
     # --- lifecycle ------------------------------------------------------------------
     async def start(self) -> ChaosProxy:
         """Listen on host:port (port 0: the OS picks a free one)."""
+        log_routing.install()  # in a kernel: our log lines go to panels, not stray stderr
         self.loop = asyncio.get_running_loop()
         self._flowing = asyncio.Event()
         self._flowing.set()

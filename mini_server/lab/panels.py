@@ -43,13 +43,14 @@ import asyncio
 import inspect
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any, ClassVar
 
 import ipywidgets as w
 
-from mini_server.lab import panel_html
+from mini_server.lab import log_routing, panel_html
 from mini_server.lab.servers import read_state
 
 logger = logging.getLogger(__name__)
@@ -78,10 +79,15 @@ class ConnectionPanel:
         self._lines: deque[str] = deque(maxlen=log_lines)
         self._log_dirty = False
         self._t0 = self._loop.time()
+        self._wall0 = time.time()  # log records carry wall-clock time; both start together
         self._pending: set[asyncio.Task] = set()
         self._refreshed = asyncio.Event()
         self._build(latency)
         self._event_ref = socket.on_event(self._on_client_event)
+        # server and lab log lines (an unmatched topic, an idle timeout) join the frame log,
+        # where the learner is looking, instead of stderr under the cell that started them
+        self._router = log_routing.install()
+        self._log_ref = None if self._router is None else self._router.subscribe(self._on_log)
         self._closed = False
         self.name = name
         previous = ConnectionPanel._live.pop(name, None)
@@ -241,6 +247,12 @@ class ConnectionPanel:
         self._lines.append(f"{event.time - self._t0:8.3f} {event.prefix} {event.text}")
         self._log_dirty = True
 
+    def _on_log(self, line: str, record: logging.LogRecord) -> None:
+        if record.name.startswith(("mini_server.client", "mini_server.lab.panels")):
+            return  # the client's records come as events already; our own are noted already
+        self._lines.append(f"{record.created - self._wall0:8.3f} {line}")
+        self._log_dirty = True
+
     def _error(self, message: str) -> None:
         logger.warning("! panel: %s", message)
         self.errors.append(message)
@@ -339,6 +351,8 @@ class ConnectionPanel:
         if ConnectionPanel._live.get(self.name) is self:
             del ConnectionPanel._live[self.name]
         self.socket.off_event(self._event_ref)
+        if self._log_ref is not None:
+            self._router.unsubscribe(self._log_ref)
         self._show_closed(reason)
         if self._loop.is_closed():
             return  # its tasks died with their loop (a panel from a finished test or run)

@@ -40,6 +40,7 @@ import weakref
 from collections.abc import Mapping
 from typing import Any
 
+from mini_server.lab import log_routing
 from mini_server.server import Channel, Endpoint
 from mini_server.server.endpoint import reserve_port
 
@@ -176,6 +177,7 @@ class ProcessServer(ServerHandle):
         self.state_url = ""
         self._state_port = 0
         self._port_hold: socket.socket | None = None  # our port while no child serves it
+        self._stderr_pump: asyncio.Task | None = None  # child's log lines -> our logging
 
     @property
     def pid(self) -> int | None:
@@ -204,14 +206,21 @@ class ProcessServer(ServerHandle):
         if held is not None:  # the new child listens on the very socket that kept the port
             args += ["--fd", str(held.fileno())]
         self.state_url, self._state_port = "", 0  # until the new child says where it listens
+        # In a kernel the child's stderr would be copied under whichever cell runs; there we
+        # read it and re-log each line, so it goes where the lab's log lines go.
+        pipe_stderr = log_routing.router() is not None
         try:
             self.process = await asyncio.create_subprocess_exec(
                 *args, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE if pipe_stderr else None,
                 pass_fds=() if held is None else (held.fileno(),))
         finally:
             if held is not None:
                 held.close()  # the child has its own copy now
         _spawned.add(self)
+        if pipe_stderr:
+            self._stderr_pump = asyncio.create_task(self._pump_stderr(self.process),
+                                                    name=f"{self.name} stderr")
         try:
             async with asyncio.timeout(START_TIMEOUT):
                 line = await self.process.stdout.readline()
@@ -228,6 +237,20 @@ class ProcessServer(ServerHandle):
         logger.info("= %s: pid %s serving %s", self.name, self.pid, self.url)
         return self
 
+    async def _pump_stderr(self, process: asyncio.subprocess.Process) -> None:
+        child = logging.getLogger("mini_server.server.process")
+        while line := await process.stderr.readline():  # ends at EOF: the child is gone
+            child.warning("%s (pid %s): %s", self.name, process.pid,
+                          line.decode(errors="replace").rstrip())
+
+    async def _reaped(self) -> None:
+        # the child is gone: let its last stderr lines through, bounded (EOF comes at once)
+        pump, self._stderr_pump = self._stderr_pump, None
+        if pump is not None:
+            _, pending = await asyncio.wait([pump], timeout=2)
+            for task in pending:
+                task.cancel()
+
     async def kill(self) -> None:
         """SIGKILL the child and reap it."""
         if self.running:
@@ -236,6 +259,7 @@ class ProcessServer(ServerHandle):
             await self.process.wait()
             logger.info("x %s: killed pid %s", self.name, self.pid)
             self._hold_port()
+        await self._reaped()
 
     def _hold_port(self) -> None:
         # While down, keep the port bound (not listening) so no other server on the host,
@@ -263,6 +287,7 @@ class ProcessServer(ServerHandle):
             logger.warning("- %s: pid %s ignored SIGTERM; killing", self.name, self.pid)
             await self.kill()
         self._hold_port()
+        await self._reaped()
 
     async def restart(self) -> None:
         """A deploy: stop the process, start a new one on the same port."""
@@ -314,6 +339,7 @@ async def start_server(name: str = "default",
                        channels: Mapping[str, type[Channel]] | None = None,
                        **endpoint_options: Any) -> KernelServer:
     """Serve ``channels`` (None: the demo routes) in this kernel; replaces ``name``."""
+    log_routing.install()  # in a kernel: server log lines go to panels, not stray stderr
     await _replace(name)
     endpoint = Endpoint(channels, host="127.0.0.1", port=0, **endpoint_options)
     handle = KernelServer(name, await endpoint.start())
@@ -328,6 +354,7 @@ async def start_process_server(name: str = "default", *, idle_timeout: float | N
 
     ``history``: a SQLite file path; the child then also serves ``history:*`` from it.
     """
+    log_routing.install()  # in a kernel: the child's log lines go to panels, not stray stderr
     await _replace(name)
     handle = await ProcessServer(name, idle_timeout=idle_timeout,
                                  drop_heartbeats=drop_heartbeats, history=history).start()
