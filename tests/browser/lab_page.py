@@ -25,13 +25,14 @@ ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"  # git-ignored: failure screenshots
 RUN_TIMEOUT = 120.0  # seconds for one chapter's Run All: a hang fails, it never blocks
 OPEN_TIMEOUT = 60.0  # seconds for a notebook to open with its kernel idle
+WIDGET_TIMEOUT = 15.0  # seconds for every widget output to show its view (or its error)
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 NOTEBOOK = ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook"  # the notebook on screen
 STDERR_MIME = "application/vnd.jupyter.stderr"
 # What a widget looks like when the browser could not render it: its Python repr as text.
 WIDGET_REPR = re.compile(
     r"\b(?:HBox|VBox|Box|HTML|Label|Button|IntSlider|FloatText|"
-    r"BoundedFloatText|Output)\((?:children|value|description|layout)="
+    r"BoundedFloatText|Output)\((?:\)|children=|value=|description=|layout=)"
 )
 
 # The notebook as the model holds it: kernel status, and per cell its type, execution count,
@@ -192,14 +193,21 @@ def problems(page: Page) -> list[str]:
 def widget_problems(page: Page, expected: int) -> list[str]:
     """Widgets that did not render: fewer rendered widgets than the ``expected`` widget outputs
     of the model, 'Error displaying widget', or a widget's text repr."""
-    found = []
     outputs = page.locator(f"{NOTEBOOK} .jp-OutputArea-output")
-    rendered = outputs.filter(has=page.locator(":scope > .jupyter-widgets")).count()
-    if rendered != expected:
-        found.append(f"{expected} widget output(s) in the notebook, {rendered} rendered as widgets")
+    rendered = outputs.filter(has=page.locator(":scope > .jupyter-widgets"))
+    broken = outputs.filter(has_text="Error displaying widget")
+    # A view renders (or reports its error) a moment after its output arrives: wait for each.
+    deadline = time.monotonic() + WIDGET_TIMEOUT
+    while rendered.count() + broken.count() < expected and time.monotonic() < deadline:
+        page.wait_for_timeout(200)  # polling the page: the lab gives no event we could await
+    found = []
+    if rendered.count() != expected:
+        found.append(
+            f"{expected} widget output(s) in the notebook, {rendered.count()} rendered as widgets"
+        )
     for i, text in enumerate(outputs.all_inner_texts()):
         if "Error displaying widget" in text:
-            found.append(f"output {i}: 'Error displaying widget'")
+            found.append(f"output {i}: {text.strip()!r}")
         match = WIDGET_REPR.search(text)
         if match:
             found.append(f"output {i}: a widget shown as text: {match[0]!r}")

@@ -150,3 +150,37 @@ def test_ch02_drop_restore_and_blackhole_show_their_states(page, lab):
     panel.get_by_role("button", name="Restore", exact=True).click()
     healthy()
     assert chips(panel) == ["joined"] * 3
+
+
+def test_the_checks_report_stderr_errors_broken_widgets_and_cells_that_did_not_run(page, lab):
+    """The harness itself: a notebook with each fault in it gets each one reported, so a clean
+    chapter run means something."""
+    faults = [
+        "import sys\n\nimport ipywidgets as w\n\nw.VBox([w.HTML('fine')])",
+        "print('a log line', file=sys.stderr)",
+        "print(repr(w.VBox([w.HTML('shown as text')])), repr(w.HBox()))",
+        "display({'application/vnd.jupyter.widget-view+json': {'model_id': 'no-such-model', "
+        "'version_major': 2, 'version_minor': 0}}, raw=True)",
+        "1 / 0",
+        "print('never runs: the cell above failed')",
+    ]
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(src) for src in faults])
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    nbformat.write(nb, lab.root / "faults.ipynb")
+    open_notebook(page, lab.notebook_url("faults.ipynb"))
+    run_all(page)
+    found = "\n".join(problems(page))
+    for expected in [
+        "cell 1 stderr output: 'a log line'",
+        "a widget shown as text: 'VBox(children='",
+        "'Error displaying widget: model not found'",
+        "cell 4 error output: ZeroDivisionError: division by zero",
+        "cell 5 did not run",
+    ]:
+        assert expected in found, f"{expected!r} not reported; reported:\n{found}"
+    assert "widget output(s) in the notebook" in found  # the broken view is not a widget
+    assert "cell 0" not in found, found  # the working widget and its cell are fine
