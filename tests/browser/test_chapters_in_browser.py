@@ -35,7 +35,7 @@ CHAPTERS = [
 ]
 STEP_TIMEOUT = 20_000  # ms for the panel to show the result of one click
 COUNTS = re.compile(r"^\d+ sockets?, \d+ channels?$")
-CHIP = re.compile(r"(room:\d+) · (\w+) · jr")
+CHIP = re.compile(r"(room:\d+) · (\w+) · join_ref")
 PANEL_SHOT = ARTIFACTS / "ch03_panel_after_clicks.png"
 
 pytestmark = pytest.mark.timeout(300)  # a backstop: every wait inside is bounded already
@@ -63,7 +63,7 @@ def chips(panel) -> list[str]:
 
 def expect_chips(panel, state: str, n: int = 3) -> None:
     expect(panel.locator(".widget-html-content").filter(has_text=CHIP)).to_have_text(
-        re.compile(rf"^(?:\s*room:\d+ · {state} · jr \S+\s*){{{n}}}$"), timeout=STEP_TIMEOUT
+        re.compile(rf"^(?:\s*room:\d+ · {state} · join_ref \S+\s*){{{n}}}$"), timeout=STEP_TIMEOUT
     )
 
 
@@ -77,6 +77,15 @@ def test_run_all_runs_every_cell_with_no_error_no_stderr_and_every_widget_render
     run_all(page)
     found = problems(page)
     assert not found, f"{chapter} after Run All:\n" + "\n".join(found)
+    # The clean-up cell closed every panel: each must say so and offer no live button.
+    panels = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-OutputArea").filter(
+        has=page.get_by_role("button", name="Kill", exact=True))
+    for index in range(panels.count()):
+        shown = panels.nth(index)
+        expect(shown.locator("b", has_text="panel closed")).to_be_visible(timeout=STEP_TIMEOUT)
+        expect(shown.get_by_text(COUNTS)).to_have_count(0)  # no live counts any more
+        for name in ("Kill", "Graceful restart", "Client bug: close"):
+            expect(shown.get_by_role("button", name=name, exact=True)).to_be_disabled()
 
 
 def test_ch03_kill_and_graceful_restart_show_1_3_then_0_0_then_1_0_then_1_3(page, lab):
