@@ -208,14 +208,15 @@ class RedisAdapter:
         tries = 0
         while True:
             client = valkey.Valkey.from_url(self.url, socket_connect_timeout=5.0)
-            channel = client.pubsub(ignore_subscribe_messages=True)
+            channel = client.pubsub()
             try:
-                await channel.subscribe(self.namespace)
-                self.connected, tries = True, 0
-                self.subscribed.set()
-                log.info("= pubsub %s: subscribed to %s", self.node_name, self.namespace)
+                await channel.subscribe(self.namespace)  # sent, not yet confirmed
                 async for item in channel.listen():
-                    if item.get("type") == "message":
+                    if item.get("type") == "subscribe":  # Valkey's confirmation: now live
+                        self.connected, tries = True, 0
+                        self.subscribed.set()
+                        log.info("= pubsub %s: subscribed to %s", self.node_name, self.namespace)
+                    elif item.get("type") == "message":
                         self._on_message(item["data"])
                 raise ConnectionError("subscription ended")
             except asyncio.CancelledError:

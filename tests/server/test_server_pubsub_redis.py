@@ -239,3 +239,35 @@ async def test_process_servers_share_pubsub(valkey: EmbeddedValkey, clients: Any
     finally:
         for node in nodes:
             await node.close()
+
+
+async def test_partitioned_node_misses_broadcasts_while_its_clients_stay_joined(
+    valkey: EmbeddedValkey, clients: Any
+) -> None:
+    """Cut from Valkey by a proxy, a node silently misses the others' broadcasts; then heals."""
+    from mini_server.lab.chaos import ChaosProxy
+
+    async with ChaosProxy(valkey.url) as link:
+        cut = RedisAdapter(link.url, "cut", reconnect_after=lambda tries: 0.1)
+        other = RedisAdapter(valkey.url, "other")
+        nodes = [Endpoint(None, pubsub=PubSub(cut)), Endpoint(None, pubsub=PubSub(other))]
+        try:
+            for adapter, endpoint in zip((cut, other), nodes, strict=True):
+                await adapter.start(ready_within=TIMEOUT)
+                await endpoint.start()
+            on_cut, on_other = await clients(nodes[0]), await clients(nodes[1])
+            link.drop()
+            await wait_until(lambda: not cut.connected, TIMEOUT, "the cut node did not notice")
+            await on_other.send("1", "2", TOPIC, "new_msg", {"body": "unheard"})
+            assert (await next_broadcast(on_other))[4] == {"body": "unheard"}
+            assert await broadcasts_queued(on_cut) == [], "the cut node delivered a broadcast"
+            link.restore()
+            await wait_until(lambda: cut.connected, TIMEOUT, "the cut node did not resubscribe")
+            assert cut.counts["disconnects"] == 1, cut.counts  # refused retries are not counted
+            await on_other.send("1", "3", TOPIC, "new_msg", {"body": "heard"})
+            assert (await next_broadcast(on_cut))[4] == {"body": "heard"}
+        finally:
+            for endpoint in nodes:
+                await endpoint.aclose()
+            for adapter in (cut, other):
+                await adapter.close()
