@@ -24,9 +24,12 @@ never see each other's broadcasts.
 
 Failures, as in phoenix_pubsub_redis and Redix:
 
-* A PUBLISH that cannot be sent (Valkey down, partitioned, slower than ``publish_timeout``)
-  is logged and counted in ``publish_failed``; the broadcast is lost for the other
-  nodes (Redis pub/sub stores nothing).  Local subscribers already have it.
+* A PUBLISH that cannot be sent (Valkey down, partitioned, slower than ``publish_timeout``,
+  5 s like Redix's command timeout) is logged and counted in ``publish_failed``; the
+  broadcast is lost for the other nodes (Redis pub/sub stores nothing).  Local subscribers
+  already have it.  (Phoenix logs a closed connection the same way but returns other
+  errors to the caller, whose ``broadcast!`` then raises; here no failure reaches the
+  channel.)
 * When the subscription connection breaks, the adapter reconnects by itself and subscribes
   again, after ``reconnect_after(tries)`` seconds (Redix's backoff: 0.5 s, times 1.5 per
   failed attempt, at most 30 s).  Whatever was published meanwhile never reaches this
