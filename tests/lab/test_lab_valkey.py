@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import sys
+import textwrap
 
 import pytest
 import valkey.asyncio as valkey_client
 
 from mini_server.lab import valkey as lab_valkey
+from mini_server.testing import wait_until
 
 TIMEOUT = 10.0
 
@@ -50,3 +54,45 @@ async def test_starting_a_name_again_closes_the_previous_one() -> None:
     finally:
         await lab_valkey.stop_all_valkeys()
     assert not second.running
+
+
+async def test_valkey_dies_with_a_killed_parent() -> None:
+    """A parent killed with SIGKILL leaves no Valkey process and no directory (the guard)."""
+    script = textwrap.dedent("""
+        import asyncio
+        from mini_server.lab.valkey import start_valkey
+        async def main():
+            server = await start_valkey("orphan-check")
+            print(server.pid, server._dir, flush=True)
+            await asyncio.Event().wait()
+        asyncio.run(main())
+    """)
+    parent = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", script, stdout=asyncio.subprocess.PIPE
+    )
+    try:
+        async with asyncio.timeout(TIMEOUT * 3):
+            line = await parent.stdout.readline()
+        pid_text, directory = line.decode().split()
+        pid = int(pid_text)
+        os.kill(pid, 0)  # running
+        parent.kill()
+        await parent.wait()
+        await wait_until(
+            lambda: not alive(pid) and not os.path.exists(directory),
+            TIMEOUT,
+            "Valkey (or its directory) outlived the parent that was killed",
+        )
+    finally:
+        if parent.returncode is None:
+            parent.kill()
+            await parent.wait()
+
+
+def alive(pid: int) -> bool:
+    """True while ``pid`` runs (a zombie of another parent counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(") ", 1)[1][0] != "Z"
+    except FileNotFoundError:
+        return False
