@@ -271,3 +271,20 @@ async def test_partitioned_node_misses_broadcasts_while_its_clients_stay_joined(
                 await endpoint.aclose()
             for adapter in (cut, other):
                 await adapter.close()
+
+
+async def test_direct_broadcast_reaches_only_the_named_node(cluster: Any, clients: Any) -> None:
+    """Mode "only": the named node delivers, the others (the sender included) do not."""
+    a, adapter_a = await cluster("a")
+    b, adapter_b = await cluster("b")
+    c, adapter_c = await cluster("c")
+    on_a, on_b, on_c = await clients(a), await clients(b), await clients(c)
+    await adapter_a.direct_broadcast("b", Broadcast(TOPIC, "new_msg", {"body": "for b"}))
+    assert (await next_broadcast(on_b))[4] == {"body": "for b"}
+    await wait_until(
+        lambda: adapter_a.counts["skipped"] == 1 and adapter_c.counts["skipped"] == 1,
+        TIMEOUT,
+        "nodes a and c did not see (and skip) the direct broadcast",
+    )
+    assert await broadcasts_queued(on_a) == [] and await broadcasts_queued(on_c) == []
+    assert adapter_b.counts["delivered"] == 1
