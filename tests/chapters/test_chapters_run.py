@@ -113,8 +113,9 @@ def test_chapter_06_crosses_nodes_loses_in_the_partition_and_repairs_the_gap():
     row = r"^b cut from Valkey\s+\d+\.\d+\s+(\d+)\s+(\d+)\s+(\d+)$"
     partition = re.findall(row, text, re.M)
     assert len(partition) == 2, "no partition row for x and for y"
-    # Nearly all of the partition is lost (a message sent as the cut began may still arrive).
-    assert all(0 < int(sent) - 2 <= int(lost) for sent, _, lost in partition), partition
+    # Most of the window is lost; its end is when the lab *saw* node b subscribed again
+    # (polled), so the last messages in it may have arrived.
+    assert all(0 < int(sent) // 2 <= int(lost) for sent, _, lost in partition), partition
     states = re.search(r"^client states seen during the partition: (.+)$", text, re.M)
     assert states and "errored" not in states[1] and "closed" not in states[1], states
     assert re.search(r"stored 1\.\.\d+; x missing [1-9]\d*: ids", text)  # after the figure
