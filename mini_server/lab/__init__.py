@@ -2,8 +2,9 @@
 
 ``servers`` (in-kernel or OS-process servers), ``chaos`` (a fault-injecting proxy),
 ``panels`` (ipywidgets), ``timeline`` (matplotlib), ``timing`` (teaching timers, fast mode),
-``blocking`` (sync conveniences), ``stream`` (numbered messages: sent vs received).  Names are
-imported lazily, so the OS-process server (``python -m mini_server.lab.process_server``) starts
+``blocking`` (sync conveniences), ``stream`` (numbered messages: sent vs received),
+``valkey`` (an embedded Valkey for a cluster's PubSub).  Names are imported lazily, so the
+OS-process server (``python -m mini_server.lab.process_server``) starts
 without loading widgets or matplotlib.
 """
 
@@ -18,6 +19,7 @@ _EXPORTS = {
     "ChaosProxy": "chaos", "start_proxy": "chaos", "ConnectionPanel": "panels",
     "Timeline": "timeline", "timers": "timing", "run": "blocking",
     "NumberedStream": "stream", "Receiver": "stream", "Outages": "stream",
+    "EmbeddedValkey": "valkey", "start_valkey": "valkey", "stop_all_valkeys": "valkey",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -21,6 +21,13 @@ Bytes and WebSocket frames are counted per direction as they are *delivered*
 (:mod:`mini_server.lab.frames` reads frame headers only, so counting is cheap).  A reader
 stops reading while more than ``hold_limit`` bytes wait in its queue, as a full TCP window
 would.
+
+**Several upstreams** (``ChaosProxy([server_a, server_b])``) make it a round-robin front, as
+a load balancer in front of a cluster: each new connection goes to the next upstream in
+turn, and an upstream that refuses (a killed node) is skipped for the next one, so a
+client reconnecting through the front lands on a node that is still up.  The client is
+reset only when every upstream refuses.  ``stats()["per_upstream"]`` counts where
+connections went.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ import logging
 import socket
 import struct
 from collections import deque
+from collections.abc import Sequence
 from typing import Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
@@ -46,6 +54,14 @@ class HasUrl(Protocol):
     """Anything with a ``url`` such as ws://127.0.0.1:4000/socket (a server handle)."""
 
     url: str
+
+
+def _address(url: str) -> tuple[str, int]:
+    """(host, port) of a ws:// or redis:// URL."""
+    parts = urlsplit(url)
+    if parts.hostname is None or parts.port is None:
+        raise ValueError(f"upstream URL {url!r} needs a host and a port")
+    return parts.hostname, parts.port
 
 
 def _reset(writer: asyncio.StreamWriter) -> None:
@@ -129,13 +145,19 @@ class _Link:
 
     async def run(self) -> None:
         """Connect upstream, then pump both directions until both have ended."""
-        host, port = self.proxy.upstream_address()
-        try:
-            async with asyncio.timeout(self.proxy.connect_timeout):
-                up_reader, self.upstream_writer = await asyncio.open_connection(host, port)
-        except (OSError, TimeoutError) as exc:
-            logger.info("! proxy :%s: upstream %s:%s unreachable (%s); resetting client",
-                        self.proxy.port, host, port, exc)
+        up_reader = None
+        for index, (host, port) in self.proxy._candidates():
+            try:
+                async with asyncio.timeout(self.proxy.connect_timeout):
+                    up_reader, self.upstream_writer = await asyncio.open_connection(host, port)
+            except (OSError, TimeoutError) as exc:
+                logger.info("! proxy :%s: upstream %s:%s unreachable (%s)",
+                            self.proxy.port, host, port, exc)
+                continue
+            self.proxy.per_upstream[index] += 1
+            break
+        if up_reader is None or self.upstream_writer is None:
+            logger.info("! proxy :%s: no upstream reachable; resetting client", self.proxy.port)
             _reset(self.client_writer)
             return
         pipes = (
@@ -175,9 +197,16 @@ class _Link:
 class ChaosProxy:
     """A TCP proxy in front of a WebSocket server, with Toxiproxy-style faults."""
 
-    def __init__(self, upstream: str | HasUrl, *, host: str = "127.0.0.1", port: int = 0,
+    def __init__(self, upstream: str | HasUrl | Sequence[str | HasUrl], *,
+                 host: str = "127.0.0.1", port: int = 0,
                  hold_limit: int = 4 * 1024 * 1024, connect_timeout: float = 5.0) -> None:
-        self._upstream = upstream
+        self._upstreams = (list(upstream) if isinstance(upstream, (list, tuple))
+                           else [upstream])
+        if not self._upstreams:
+            raise ValueError("a proxy needs at least one upstream")
+        self._upstream = self._upstreams[0]
+        self._turn = 0  # round robin: the upstream the next connection tries first
+        self.per_upstream = [0] * len(self._upstreams)
         self.host, self.port = host, port
         self.hold_limit, self.connect_timeout = hold_limit, connect_timeout
         self.mode = "pass"
@@ -227,11 +256,20 @@ class ChaosProxy:
         return up if isinstance(up, str) else up.url
 
     def upstream_address(self) -> tuple[str, int]:
-        """(host, port) of the server."""
-        parts = urlsplit(self.upstream_url)
-        if parts.hostname is None or parts.port is None:
-            raise ValueError(f"upstream URL {self.upstream_url!r} needs a host and a port")
-        return parts.hostname, parts.port
+        """(host, port) of the (first) server."""
+        return _address(self.upstream_url)
+
+    @property
+    def upstream_urls(self) -> list[str]:
+        """Every upstream's URL, in round-robin order."""
+        return [up if isinstance(up, str) else up.url for up in self._upstreams]
+
+    def _candidates(self) -> list[tuple[int, tuple[str, int]]]:
+        """(index, address) in the order this connection tries them; advances the turn."""
+        count = len(self._upstreams)
+        first, self._turn = self._turn, (self._turn + 1) % count
+        urls = self.upstream_urls
+        return [((first + i) % count, _address(urls[(first + i) % count])) for i in range(count)]
 
     @property
     def url(self) -> str:
@@ -279,6 +317,7 @@ class ChaosProxy:
         return {
             "mode": self.mode, "latency": self.delay, "connections": self.connections,
             "accepted": self.accepted, "resets": self.resets,
+            "per_upstream": dict(zip(self.upstream_urls, self.per_upstream, strict=True)),
             "client_to_server": self.client_to_server.as_dict(),
             "server_to_client": self.server_to_client.as_dict(),
         }
@@ -317,8 +356,9 @@ class ChaosProxy:
 _proxies: dict[str, ChaosProxy] = {}
 
 
-async def start_proxy(upstream: str | HasUrl, name: str = "default") -> ChaosProxy:
-    """Start a proxy in front of ``upstream``; closes the previous proxy of that name first."""
+async def start_proxy(upstream: str | HasUrl | Sequence[str | HasUrl],
+                      name: str = "default") -> ChaosProxy:
+    """Start a proxy in front of ``upstream`` (several: a round-robin front); replaces ``name``."""
     previous = _proxies.pop(name, None)
     if previous is not None and previous.loop is asyncio.get_running_loop():
         await previous.close()

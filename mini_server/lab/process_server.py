@@ -9,6 +9,9 @@ HTTP listener answering ``GET /state`` with the endpoint's ``snapshot()`` as JSO
 parent reads server state across the process boundary without a debugger or shared memory.
 With ``--history PATH`` it also serves ``history:*`` (chapter 05) backed by that SQLite file,
 so a ``kill -9`` can show what survives in a database and what dies with the process.
+With ``--pubsub-url redis://...`` and ``--node-name NAME`` (chapter 06) its PubSub reaches
+the other nodes through Valkey/Redis (:mod:`mini_server.server.pubsub_redis`), and the
+state's ``pubsub`` entry shows the node name, the connection and the counters.
 Both listeners bind 127.0.0.1; port 0 lets the OS choose.  On a restart the parent passes
 ``--fd``: the socket it kept bound to the port while no process served it.  One line goes
 to stdout once both listen (the parent parses it); logs go to stderr.
@@ -37,6 +40,7 @@ import sys
 from mini_server.server import Endpoint
 from mini_server.server.history import History
 from mini_server.server.history_channel import history_routes
+from mini_server.server.pubsub import PubSub
 
 logger = logging.getLogger(__name__)
 
@@ -84,6 +88,13 @@ async def main(args: argparse.Namespace) -> int:
     if args.history is not None:  # chapter 05: history:* kept in a SQLite file the parent names
         history = History(args.history)
         routes = history_routes(history)
+    adapter = None
+    if args.pubsub_url is not None:  # chapter 06: one node of a cluster sharing PubSub
+        from mini_server.server.pubsub_redis import RedisAdapter
+
+        adapter = RedisAdapter(args.pubsub_url, args.node_name or f"node-{os.getpid()}")
+        options["pubsub"] = PubSub(adapter)
+        await adapter.start(ready_within=20)
     endpoint = await Endpoint(routes, host=args.host, port=args.port, **options).start()
     state_server = await asyncio.start_server(
         lambda r, w: _serve_state(endpoint, r, w), "127.0.0.1", args.state_port)
@@ -107,6 +118,8 @@ async def main(args: argparse.Namespace) -> int:
     await endpoint.stop()
     if history is not None:
         history.close()
+    if adapter is not None:
+        await adapter.close()
     state_server.close()
     await state_server.wait_closed()
     return 0
@@ -126,6 +139,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="never answer heartbeats (simulates a server bug)")
     parser.add_argument("--history", default=None, metavar="PATH",
                         help="also serve history:* with messages stored in this SQLite file")
+    parser.add_argument("--pubsub-url", default=None, metavar="URL",
+                        help="share PubSub with other nodes through this Valkey/Redis "
+                             "(redis://127.0.0.1:6379)")
+    parser.add_argument("--node-name", default=None,
+                        help="this node's name in the cluster (unique; default node-PID)")
     parser.add_argument("--watch-stdin", action="store_true",
                         help="exit at once when stdin closes (the parent died)")
     parser.add_argument("--log-level", default="WARNING")

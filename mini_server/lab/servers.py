@@ -10,7 +10,8 @@ Two kinds of handle, one interface (``url``, ``port``, ``running``, and the coro
   TCP connection (clients see 1006), ``stop()`` drains with 1012, ``restart()`` comes back
   on the same port with empty memory.  ``state()`` is the endpoint's snapshot.
 * :class:`ProcessServer` runs :mod:`mini_server.lab.process_server` with the demo routes
-  (plus ``history:*`` on a SQLite file when given ``history=PATH``).
+  (plus ``history:*`` on a SQLite file when given ``history=PATH``; one node of a cluster
+  sharing PubSub through Valkey/Redis when given ``pubsub_url=redis://...``).
   ``kill()`` is a real SIGKILL, ``stop()`` a SIGTERM (graceful, 1012), ``restart()`` a new
   process on the same port (a deploy).  ``state()`` is fetched over loopback HTTP.  The
   child watches its stdin pipe, so it dies with the kernel even when the kernel is killed.
@@ -168,8 +169,11 @@ class ProcessServer(ServerHandle):
     kind = "process"
 
     def __init__(self, name: str, *, idle_timeout: float | None = None,
-                 drop_heartbeats: bool = False, history: str | os.PathLike | None = None) -> None:
+                 drop_heartbeats: bool = False, history: str | os.PathLike | None = None,
+                 pubsub_url: str | None = None, node_name: str | None = None) -> None:
         super().__init__(name)
+        self.pubsub_url = pubsub_url  # redis://...: a node of a cluster (chapter 06)
+        self.node_name = node_name or name
         self.port = 0
         self.idle_timeout, self.drop_heartbeats = idle_timeout, drop_heartbeats
         self.history = None if history is None else os.fspath(history)  # a SQLite file path
@@ -202,6 +206,8 @@ class ProcessServer(ServerHandle):
             args.append("--drop-heartbeats")
         if self.history is not None:
             args += ["--history", self.history]
+        if self.pubsub_url is not None:
+            args += ["--pubsub-url", self.pubsub_url, "--node-name", self.node_name]
         held, self._port_hold = self._port_hold, None
         if held is not None:  # the new child listens on the very socket that kept the port
             args += ["--fd", str(held.fileno())]
@@ -349,15 +355,20 @@ async def start_server(name: str = "default",
 
 async def start_process_server(name: str = "default", *, idle_timeout: float | None = None,
                                drop_heartbeats: bool = False,
-                               history: str | os.PathLike | None = None) -> ProcessServer:
+                               history: str | os.PathLike | None = None,
+                               pubsub_url: str | None = None,
+                               node_name: str | None = None) -> ProcessServer:
     """Run the demo server as a child OS process; replaces ``name``.
 
     ``history``: a SQLite file path; the child then also serves ``history:*`` from it.
+    ``pubsub_url``: a redis:// URL; the child is then one node of a cluster whose
+    broadcasts travel through that Valkey/Redis, named ``node_name`` (default ``name``).
     """
     log_routing.install()  # in a kernel: the child's log lines go to panels, not stray stderr
     await _replace(name)
     handle = await ProcessServer(name, idle_timeout=idle_timeout,
-                                 drop_heartbeats=drop_heartbeats, history=history).start()
+                                 drop_heartbeats=drop_heartbeats, history=history,
+                                 pubsub_url=pubsub_url, node_name=node_name).start()
     _registry[name] = handle
     return handle
 

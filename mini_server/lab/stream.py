@@ -87,9 +87,13 @@ class Receiver:
         self.received: list[tuple[float, int]] = []
         self.duplicates = 0
         self._seen: set[int] = set()
-        self._key = key
+        self._key, self._event = key, event
         self._loop = asyncio.get_running_loop()
         channel.on(event, self._on)
+
+    def listen(self, channel: Any) -> int:
+        """Also record ``event`` on another channel (a new channel object after a rejoin)."""
+        return channel.on(self._event, self._on)
 
     def _on(self, payload: Any) -> None:
         n = self._key(payload)
@@ -141,6 +145,29 @@ class Outages:
         await self.channel.wait_joined(self.timeout)
         window.end = loop.time()
         await asyncio.sleep(self.settle)  # healthy time after it, so the plot shows recovery
+        return window
+
+
+    async def run_silent(self, label: str, cause: Action, repair: Action,
+                         healed: Callable[[], Awaitable[bool]] | None = None) -> Window:
+        """An outage no client notices (a partition): break, hold, repair, wait for ``healed``.
+
+        The channel never errors, so nothing is awaited on it; ``healed`` (polled every
+        50 ms, at most ``timeout`` s) says when the server side works again.
+        """
+        loop = asyncio.get_running_loop()
+        window = Window(label, loop.time())
+        self.windows.append(window)
+        await _call(cause)
+        await asyncio.sleep(self.hold)  # the partition lasts this long: that is the experiment
+        await _call(repair)
+        if healed is not None:
+            async with asyncio.timeout(self.timeout):
+                # Another process's state: there is no event to wait on, so poll it.
+                while not await healed():  # noqa: ASYNC110
+                    await asyncio.sleep(0.05)
+        window.end = loop.time()
+        await asyncio.sleep(self.settle)
         return window
 
 

@@ -58,7 +58,8 @@ also websockets' closing handshake), ``drain_timeout`` for ``stop()`` as a whole
 ``stop`` and ``kill`` are idempotent.  ``snapshot()`` walks the live tables (no I/O, no
 copies of queues) so a panel can poll it ten times a second; params whose key is in
 ``secret_params`` read ``"[redacted]"``; each socket shows its ``outgoing`` frames and
-bytes, next to the endpoint's ``max_outgoing_bytes``.
+bytes, next to the endpoint's ``max_outgoing_bytes``; ``pubsub`` is the adapter's view
+(``{"adapter": "local"}`` on one node; node name, connection and counters with Valkey).
 """
 
 from __future__ import annotations
@@ -321,7 +322,8 @@ class Endpoint:
         return {"running": self.running, "url": self.url, "sockets": sockets,
                 "max_outgoing_bytes": self.max_outgoing_bytes,
                 "topics": topics, "socket_count": len(sockets),
-                "channel_count": sum(topics.values())}
+                "channel_count": sum(topics.values()),
+                "pubsub": self.pubsub.describe()}
 
     def _redact(self, params: Any) -> Any:
         if isinstance(params, dict):

@@ -24,14 +24,17 @@ subscriber that is gone.
 
 The adapter seam: :class:`PubSubAdapter` receives every broadcast after local dispatch
 (``LocalAdapter`` does nothing).  A multi-node adapter forwards it to its peers, and each
-peer calls :meth:`PubSub.local_broadcast` on its side, which is how Phoenix.PubSub.PG2 works.
+peer calls :meth:`PubSub.local_broadcast` on its side, which is how Phoenix.PubSub.PG2 works;
+``pubsub_redis.RedisAdapter`` does it through Valkey/Redis as Phoenix.PubSub.Redis does.
+(Phoenix calls the adapter first and dispatches locally after; local-first here keeps
+dispatch synchronous, and local subscribers get a broadcast even when the adapter fails.)
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from mini_server.protocol import Broadcast, Frame, Payload, Serializer
 from mini_server.server.log_lines import server_logger
@@ -67,6 +70,10 @@ class LocalAdapter:
     async def broadcast(self, broadcast: Broadcast) -> None:
         """No other nodes to reach."""
 
+    def describe(self) -> dict[str, Any]:
+        """What snapshot() shows for a single node."""
+        return {"adapter": "local"}
+
 
 class PubSub:
     """Topic -> subscriptions, with encode-once fastlane delivery."""
@@ -96,6 +103,11 @@ class PubSub:
     def subscribers(self, topic: str) -> int:
         """How many subscriptions the topic has on this node."""
         return len(self._topics.get(topic, ()))
+
+    def describe(self) -> dict[str, Any]:
+        """The adapter's view (node name, connection, counters) for snapshot()."""
+        describe = getattr(self.adapter, "describe", None)
+        return describe() if callable(describe) else {"adapter": type(self.adapter).__name__}
 
     def topics(self) -> Iterable[str]:
         """Topics with at least one local subscriber."""

@@ -13,7 +13,8 @@ from notebook_runner import CHAPTERS
 
 CORE = ["00_start_here", "01_sockets_and_channels", "02_unreliable_connections",
         "03_channel_subscriptions", "04_reconnecting_well"]
-WRITTEN = [*CORE, "05_keeping_data_alive"]  # the core and the chapters written after it
+# the core and the chapters written after it
+WRITTEN = [*CORE, "05_keeping_data_alive", "06_channels_in_a_cluster"]
 LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)|(?:href|src)=\"([^\"]+)\"")
 
 

@@ -163,6 +163,31 @@ def store_order(db, client_id, body):
     return SEEN[client_id], True
 '''),
     },
+    "06_channels_in_a_cluster": {
+        "q1_should_deliver": ("q1_tests", '''
+def should_deliver(mode, target, node_name):
+    return target != node_name  # every mode treated as "except"
+'''),
+        "q2_copies_received": ("q2_tests", '''
+def copies_received(names, sender):
+    return [1] * len(names)  # assumes names are unique
+'''),
+        "q3_route": ("q3_tests", '''
+def route(up, turn):
+    for index in range(turn, len(up)):  # never wraps around
+        if up[index]:
+            return index, (turn + 1) % len(up)
+    return None, (turn + 1) % len(up)
+'''),
+        "q4_catch_up_from": ("q4_tests", '''
+def catch_up_from(ids, newest):
+    got = set(ids)
+    for message_id in range(1, max(ids) + 1):  # holes between received ids only
+        if message_id not in got:
+            return message_id - 1
+    return None
+'''),
+    },
 }
 
 
