@@ -162,7 +162,7 @@ def stop(process: subprocess.Popen) -> None:
             process.wait(timeout=STOP_TIMEOUT)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def lab(tmp_path_factory) -> Iterator[Lab]:
     require_browser()
     base = tmp_path_factory.mktemp("lab")
@@ -219,7 +219,7 @@ def lab(tmp_path_factory) -> Iterator[Lab]:
         stop(process)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(lab):
     from playwright.sync_api import sync_playwright
 
