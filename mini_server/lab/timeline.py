@@ -19,6 +19,16 @@ sample below that number and is *recovered* at the first sample back at it after
 never dips has no downtime (the clients never noticed).  ``restored()`` marks when the cause
 was removed (network restored, server restarted), drawn as the end of the shaded span.
 
+Downtime has three parts, drawn as one stacked bar per outage: **cause** (start ->
+``restored()``: the server was down, the network broken; without a ``restored()`` mark,
+start -> the first dip: the time to notice), **reconnect** (-> the client's socket opened
+again) and **rejoin** (-> every channel joined).  :meth:`Outage.phases` gives the numbers.
+
+A dip nobody marked (a learner clicking Kill on a panel while the timeline records) becomes
+an outage of its own, labelled ``unmarked 1``, ``unmarked 2``...: it starts at the dip, so
+its cause part is empty, and it is drawn grey, so the chapter's own outages stay readable.
+Labels are placed so they never overlap, and the legend sits outside the plot.
+
 Every number a chapter prints comes from :meth:`Timeline.measurements` or the tuple
 :meth:`Timeline.plot` returns, never from the text.  Times are seconds since ``start()``
 on the event loop's clock.
@@ -61,17 +71,33 @@ class Outage:
     cause_end: float | None = None
     dipped_at: float | None = None
     recovered: float | None = None
+    reopened: float | None = None  # the first socket open after the dip
+    marked: bool = True  # False: a dip nobody marked (a panel click while recording)
 
     @property
     def downtime(self) -> float | None:
         """Seconds from the outage to all channels rejoined (None if not recovered yet)."""
         return None if self.recovered is None else self.recovered - self.start
 
+    def phases(self) -> list[tuple[str, float, float]]:
+        """(part, from, to) for cause, reconnect and rejoin; empty until recovered."""
+        if self.recovered is None:
+            return []
+        cause_end = self.cause_end if self.cause_end is not None else self.dipped_at
+        cause_end = min(max(cause_end if cause_end is not None else self.start, self.start),
+                        self.recovered)
+        reopened = self.reopened if self.reopened is not None else cause_end
+        reopened = min(max(reopened, cause_end), self.recovered)
+        return [("cause", self.start, cause_end), ("reconnect", cause_end, reopened),
+                ("rejoin", reopened, self.recovered)]
+
     def as_dict(self) -> dict[str, Any]:
         """Plain numbers for printing."""
+        parts = {name: end - begin for name, begin, end in self.phases()}
         return {"label": self.label, "start": self.start, "expected": self.expected,
                 "cause_end": self.cause_end, "detected": self.dipped_at,
-                "recovered": self.recovered, "downtime": self.downtime}
+                "reopened": self.reopened, "recovered": self.recovered,
+                "downtime": self.downtime, "marked": self.marked, **parts}
 
 
 def joined_channels(sockets: Iterable[Any]) -> int:
@@ -103,8 +129,7 @@ class Timeline:
         self._t0 = loop.time()
         self._changed = asyncio.Event()
         if not callable(self._clients):
-            self._refs = [(s, s.on_event(lambda _ev: self._sample_client()))
-                          for s in self._clients]
+            self._refs = [(s, s.on_event(self._on_event)) for s in self._clients]
         await self._poll_server()
         self._sample_client()
         self._task = asyncio.create_task(self._run(), name="timeline sampler")
@@ -176,6 +201,15 @@ class Timeline:
         return [o.as_dict() for o in self.outages]
 
     # --- sampling -------------------------------------------------------------------
+    def _on_event(self, event: Any) -> None:
+        if getattr(event, "kind", None) == "socket_state" and event.data.get("new") == "open":
+            t = event.time - self._t0
+            for outage in self.outages:  # the reconnect that ends each dip's wait
+                if (outage.dipped_at is not None and outage.reopened is None
+                        and outage.recovered is None and t >= outage.dipped_at):
+                    outage.reopened = t
+        self._sample_client()
+
     def _clients_now(self) -> Iterable[Any]:
         return self._clients() if callable(self._clients) else self._clients
 
@@ -186,7 +220,13 @@ class Timeline:
             self._server_counts = (state.get("channel_count"), state.get("socket_count"))
         channels, sockets = self._server_counts
         sample = Sample(self.now(), joined_channels(self._clients_now()), channels, sockets)
+        previous = self.samples[-1] if self.samples else None
         self.samples.append(sample)
+        open_outage = any(o.recovered is None for o in self.outages)
+        if previous is not None and sample.joined < previous.joined and not open_outage:
+            unmarked = sum(1 for o in self.outages if not o.marked) + 1
+            self.outages.append(Outage(f"unmarked {unmarked}", sample.t, previous.joined,
+                                       marked=False))
         for outage in self.outages:
             if outage.recovered is not None or sample.t < outage.start:
                 continue
@@ -215,9 +255,9 @@ class Timeline:
     # --- drawing --------------------------------------------------------------------
     def plot(self, title: str = "channels joined over time",
              ax: Any = None) -> tuple[Figure, list[dict[str, Any]]]:
-        """Draw joined channels, outage spans and measured downtimes; (figure, numbers)."""
+        """Draw joined channels, outage spans and the parts of each downtime; (figure, numbers)."""
         if ax is None:
-            fig = Figure(figsize=(9, 3.2), layout="constrained")
+            fig = Figure(figsize=(10, 3.6), layout="constrained")
             ax = fig.add_subplot()
         else:
             fig = ax.figure
@@ -229,20 +269,77 @@ class Timeline:
             ax.step(*zip(*server, strict=True), where="post", ls="--", lw=1.2,
                     label="server: channels")
         top = max([s.joined for s in self.samples] + [c for _, c in server] + [1])
-        for i, o in enumerate(self.outages):
+        bar_y, labelled = top + 0.35, set()
+        labels = []
+        for o in self.outages:
             end = o.cause_end if o.cause_end is not None else (o.recovered or o.start)
-            ax.axvspan(o.start, max(end, o.start + 1e-3), color="tab:red", alpha=0.15,
-                       label="outage" if i == 0 else None)
+            color = "tab:red" if o.marked else "0.6"
+            span_label = "outage" if o.marked else "unmarked dip (a click?)"
+            ax.axvspan(o.start, max(end, o.start + 1e-3), color=color, alpha=0.15,
+                       label=None if span_label in labelled else span_label)
+            labelled.add(span_label)
+            for part, begin, finish in o.phases():
+                name = PHASE_NAMES[part]
+                ax.barh(bar_y, max(finish - begin, 0.0), left=begin, height=0.22,
+                        color=PHASE_COLORS[part] if o.marked else "0.6",
+                        label=None if (name in labelled or not o.marked) else name)
+                labelled.add(name)
             if o.downtime is not None:
-                y = top + 0.35
-                ax.annotate("", xy=(o.recovered, y), xytext=(o.start, y),
-                            arrowprops={"arrowstyle": "<->", "color": "tab:red"})
-                ax.text((o.start + o.recovered) / 2, y + 0.1,
-                        f"{o.label}: down {o.downtime:.2f} s", ha="center", va="bottom",
-                        fontsize=9, color="tab:red")
-        ax.set_ylim(-0.2, top + 1.2)
+                labels.append(((o.start + o.recovered) / 2,
+                               f"{o.label}: down {o.downtime:.2f} s", color))
         ax.set_xlabel("seconds")
         ax.set_ylabel("channels")
         ax.set_title(title)
-        ax.legend(loc="lower right", fontsize=8)
+        fig.legend(loc="outside right upper", fontsize=8)  # never over the data
+        # Room for every label on its own level first; shrinking the range afterwards only
+        # spreads the levels apart, so labels that did not overlap never come to overlap.
+        ax.set_ylim(-0.2, bar_y + 0.3 + LABEL_STEP * max(len(labels), 1))
+        levels = _place_labels(fig, ax, labels, bar_y + 0.2)
+        ax.set_ylim(-0.2, bar_y + 0.3 + LABEL_STEP * max(levels, default=1))
         return fig, self.measurements()
+
+
+PHASE_NAMES = {"cause": "cause (down / broken)", "reconnect": "reconnect wait",
+               "rejoin": "rejoin"}
+PHASE_COLORS = {"cause": "tab:red", "reconnect": "tab:orange", "rejoin": "tab:blue"}
+LABEL_STEP = 0.45  # channels (y units) between two levels of outage labels
+
+
+def _place_labels(fig: Figure, ax: Any, labels: list[tuple[float, str, str]],
+                  base: float) -> list[int]:
+    """Put each (x, text, colour) at the lowest level where it overlaps no other label.
+
+    Text widths are only known once drawn, so the figure is laid out first (the legend
+    outside takes its width), then each label is drawn, measured and moved up a level while
+    it collides.  Returns the level (1 = lowest) of each label.
+    """
+    if not labels:
+        return []
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # only when drawing
+
+    canvas = FigureCanvasAgg(fig) if type(fig.canvas).__name__ == "FigureCanvasBase" \
+        else fig.canvas
+    canvas.draw()  # runs the constrained layout: the axes get their final size
+    renderer = canvas.get_renderer()
+    placed, levels = [], []
+    frame = ax.get_window_extent(renderer)
+    left, right = ax.get_xlim()
+    for x, text, color in labels:
+        artist = ax.text(x, base, text, ha="center", va="bottom", fontsize=9, color=color)
+        box = artist.get_window_extent(renderer)
+        if box.x0 < frame.x0:  # near an edge: align to the edge instead of leaving the plot
+            artist.set_x(left)
+            artist.set_horizontalalignment("left")
+        elif box.x1 > frame.x1:
+            artist.set_x(right)
+            artist.set_horizontalalignment("right")
+        level = 1
+        while True:
+            artist.set_y(base + LABEL_STEP * (level - 1))
+            box = artist.get_window_extent(renderer).expanded(1.04, 1.1)
+            if not any(box.overlaps(other) for other in placed):
+                break
+            level += 1
+        placed.append(box)
+        levels.append(level)
+    return levels

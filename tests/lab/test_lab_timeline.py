@@ -149,3 +149,63 @@ async def test_a_restart_shorter_than_the_interval_still_dips_the_server_line():
             await tl.wait_until(lambda s: s.server_channels == 3, timeout=5)
         during = [s.server_channels for s in tl.samples if s.t >= outage.start]
         assert 0 in during, f"server line never dipped: {during}"
+
+
+async def test_the_three_parts_of_a_kill_add_up_to_the_downtime():
+    """cause (kill -> restart) + reconnect (-> socket open) + rejoin (-> all joined)."""
+    async with client_in_three_rooms("timeline-parts") as (sock, server):
+        async with Timeline([sock], server, interval=0.02) as tl:
+            outage = tl.outage("kill")
+            await server.kill()
+            await tl.wait_until(lambda s: s.joined == 0, timeout=2)
+            await server.restart()
+            tl.restored(outage)
+            downtime = await tl.wait_recovered(outage, timeout=5)
+    parts = dict((name, end - begin) for name, begin, end in outage.phases())
+    assert list(parts) == ["cause", "reconnect", "rejoin"]
+    assert outage.reopened is not None and outage.cause_end <= outage.reopened
+    assert parts["cause"] == outage.cause_end - outage.start
+    assert abs(sum(parts.values()) - downtime) < 1e-9
+    assert all(value >= 0 for value in parts.values())
+    assert tl.measurements()[0]["rejoin"] == parts["rejoin"]
+
+
+async def test_a_dip_nobody_marked_becomes_an_unmarked_outage():
+    """A panel click while recording: its dip is an outage labelled 'unmarked 1', not
+    folded into the chapter's own outages."""
+    sock = FakeSocket(["joined"] * 3)
+    async with Timeline([sock], interval=0.01) as tl:
+        marked = tl.outage("kill")
+        sock.set_all("errored")
+        sock.set_all("joined")
+        await tl.wait_recovered(marked, timeout=1)
+        sock.set_all("errored")  # nobody called tl.outage(): a click on the panel
+        sock.set_all("joined")
+    labels = [(o.label, o.marked) for o in tl.outages]
+    assert labels == [("kill", True), ("unmarked 1", False)]
+    assert tl.outages[1].downtime is not None
+    assert marked.downtime is not None and marked.recovered <= tl.outages[1].start
+
+
+async def test_labels_never_overlap_and_the_legend_is_outside_the_data():
+    """Five outages close together: every label gets its own place, the legend none of the
+    axes."""
+    sock = FakeSocket(["joined"] * 3)
+    async with Timeline([sock], FakeServer(), interval=0.01) as tl:
+        for index in range(5):
+            outage = tl.outage(f"outage number {index}")
+            sock.set_all("errored")
+            tl.restored(outage)
+            sock.set_all("joined")
+            await tl.wait_recovered(outage, timeout=1)
+    fig, _ = tl.plot()
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    ax = fig.axes[0]
+    boxes = [text.get_window_extent(renderer) for text in ax.texts]
+    assert len(boxes) == 5
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+    axes_box = ax.get_window_extent(renderer)
+    assert all(axes_box.contains(box.x0, box.y1) for box in boxes), "a label left the plot"
+    legend_box = fig.legends[0].get_window_extent(renderer)
+    assert not legend_box.overlaps(axes_box), "the legend covers the data"
