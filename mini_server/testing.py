@@ -37,6 +37,7 @@ import ctypes
 import inspect
 import json
 import logging
+import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -44,6 +45,8 @@ from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
 
+from mini_server import grading_guard
+from mini_server.grading_guard import Tampered, guard, using
 from mini_server.protocol import (
     DEFAULT_VSN,
     PHX_JOIN,
@@ -52,7 +55,9 @@ from mini_server.protocol import (
     V2JSONSerializer,
 )
 
-__all__ = ["LearnerTimeout", "RawClient", "quiet_logs", "run_async", "wait_until"]
+__all__ = ["LearnerTimeout", "RawClient", "Tampered", "guard", "quiet_logs",
+           "reference_encode_frame", "reference_join_frame", "run_async", "using",
+           "wait_until"]
 
 logger = logging.getLogger(__name__)
 
@@ -121,7 +126,16 @@ def run_async(target: Awaitable[Any] | Callable[..., Any], *args: Any,
     """Run a coroutine (or call a function) on a fresh loop in a worker thread, with a timeout.
 
     Returns its result or re-raises its exception; raises LearnerTimeout after ``timeout``.
+    What the code writes to stderr, warns or logs is shown on stdout afterwards (see
+    :func:`mini_server.grading_guard.captured`): noise never costs a correct answer points.
     """
+    grading_guard.guard_objects()
+    with grading_guard.captured():
+        return _run_async(target, args, kwargs, timeout)
+
+
+def _run_async(target: Awaitable[Any] | Callable[..., Any], args: tuple, kwargs: dict,
+               timeout: float) -> Any:
     outcome: concurrent.futures.Future[Any] = concurrent.futures.Future()
     loop = asyncio.new_event_loop()
     task_box: list[asyncio.Task[Any]] = []
@@ -179,6 +193,17 @@ def _stop(loop: asyncio.AbstractEventLoop, task_box: list[asyncio.Task[Any]],
         thread.join(GRACE)
     if thread.is_alive():
         logger.warning("! worker thread could not be stopped; abandoned (daemon)")
+
+
+def reference_encode_frame(join_ref: str | None, ref: str | None, topic: str, event: str,
+                           payload: Any) -> str:
+    """The course's V2 frame encoder, for tests that must not depend on an earlier answer."""
+    return V2JSONSerializer().encode_client(Message(topic, event, payload, ref, join_ref))
+
+
+def reference_join_frame(topic: str, params: dict | None, ref: str) -> str:
+    """The phx_join frame phoenix.js sends, from the course's encoder."""
+    return reference_encode_frame(ref, ref, topic, PHX_JOIN, {} if params is None else params)
 
 
 def quiet_logs(*names: str) -> None:
@@ -306,3 +331,7 @@ class RawClient:
         """Wait for a push or broadcast named ``event``; returns its payload."""
         message = await self.expect(lambda m: m.event == event, f"a push {event!r}", timeout)
         return message.payload
+
+
+grading_guard.protect(sys.modules[__name__], "run_async", "guard", "using",
+                      "reference_encode_frame", "reference_join_frame")

@@ -25,6 +25,11 @@ MARKERS = re.compile(r"^\s*### (BEGIN|END) SOLUTION\n", re.M)
 # assignment -> {answer cell grade_id: (the test cell it should fail, wrong answer)}
 MISTAKES: dict[str, dict[str, tuple[str, str]]] = {
     "01_sockets_and_channels": {
+        "q2_decode_frame": ("q2_tests", '''
+def decode_frame(text):
+    join_ref, ref, topic, event, payload = json.loads(text)  # no 5-element array check
+    return Message(topic=topic, event=event, payload=payload, ref=ref, join_ref=join_ref)
+'''),
         "q3_join_and_heartbeat": ("q3_tests", '''
 def join_frame(topic, params, ref):
     return encode_frame(ref, ref, topic, "phx_join", params)  # None stays null
@@ -198,9 +203,10 @@ def failing_tests(path: Path, nb_source: Path) -> set[str]:
     results = validate(path)
     assert "changed" not in results, results["changed"]
     nb = json.loads(nb_source.read_text(encoding="utf-8"))
-    firsts = {"".join(c["source"]).strip().splitlines()[0]: c["metadata"]["nbgrader"]["grade_id"]
-              for c in nb["cells"] if c.get("metadata", {}).get("nbgrader", {}).get("grade")}
-    return {firsts[f["source"].strip().splitlines()[0]] for f in results.get("failed", [])}
+    # Every test cell opens with the same imports and guard(): tell them apart by whole source.
+    ids = {"".join(c["source"]).strip(): c["metadata"]["nbgrader"]["grade_id"]
+           for c in nb["cells"] if c.get("metadata", {}).get("nbgrader", {}).get("grade")}
+    return {ids[f["source"].strip()] for f in results.get("failed", [])}
 
 
 @pytest.mark.parametrize("assignment", sorted(MISTAKES))
