@@ -50,8 +50,9 @@ _SHELL_METHODS = (
     "_showtraceback",
     "showsyntaxerror",
 )
-# Callbacks a library may legitimately register after the setup cell (inline plots).
-_TRUSTED_CALLBACK_MODULES = ("matplotlib_inline.", "ipykernel.")
+# Callbacks a library may legitimately register after the setup cell (inline plots,
+# %autoreload); none of them can hide a cell's outputs.
+_TRUSTED_CALLBACK_MODULES = ("matplotlib_inline.", "ipykernel.", "IPython.extensions.")
 
 
 class Tampered(AssertionError):

@@ -333,5 +333,6 @@ class RawClient:
         return message.payload
 
 
-grading_guard.protect(sys.modules[__name__], "run_async", "guard", "using",
-                      "reference_encode_frame", "reference_join_frame")
+# What test cells import from here; guard() fails a check if any of them is swapped out.
+grading_guard.protect(sys.modules[__name__], "run_async", "guard", "using", "wait_until",
+                      "RawClient", "reference_encode_frame", "reference_join_frame")
