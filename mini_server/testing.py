@@ -21,6 +21,12 @@ top-level ``await``, and nbgrader's per-cell timeout would cost the rest of the 
 Exceptions raised by the code (a failed assert included) reach the caller unchanged.  A
 function that returns a coroutine instead of awaiting it is reported as a forgotten await.
 
+What the code writes to stderr, warns or logs while it runs is collected and printed on
+stdout after the result (a debug print must not zero a correct answer: nbgrader scores a test
+cell that wrote to stderr zero), and an un-awaited coroutine becomes a hint.  Test cells call
+:func:`guard` first; it and the reference frames for graded-on-its-own questions live in
+:mod:`mini_server.grading_guard` and here.
+
 The other helpers are small: :func:`quiet_logs` keeps server warnings out of stderr
 (nbgrader scores a test cell that wrote to stderr zero), :func:`wait_until` polls a
 condition (a server snapshot) with a deadline, and :class:`RawClient` speaks V2 frames over

@@ -267,3 +267,18 @@ def test_a_replaced_run_async_is_reported_as_tampering():
     finally:
         testing.run_async = genuine
     guard()  # restored: intact again
+
+
+def test_using_binds_reference_answers_for_the_block_then_restores():
+    """A question graded on its own sees the reference; the learner's own answer comes back."""
+    from mini_server.testing import reference_encode_frame, using
+
+    def learners(*fields):
+        return str(list(fields))
+
+    cell = {"encode_frame": learners, "using": using, "reference": reference_encode_frame}
+    exec("with using(encode_frame=reference, join_frame=reference):\n"
+         "    inside = encode_frame(None, '1', 't', 'e', {})\n"
+         "    joined = join_frame is reference\n", cell)
+    assert cell["inside"] == '[null,"1","t","e",{}]' and cell["joined"]
+    assert cell["encode_frame"] is learners and "join_frame" not in cell
