@@ -85,8 +85,6 @@ def _snapshot(shell: Any) -> dict[str, Any]:
     }
 
 
-_SHELL = _shell()
-_BASELINE = _snapshot(_SHELL) if _SHELL is not None else None
 _PROTECTED: dict[tuple[str, str], tuple[Any, Any]] = {}
 
 
@@ -121,6 +119,8 @@ def _shell_findings(shell: Any) -> list[str]:
         if any(a is not b for a, b in zip(now["methods"][name], original, strict=True)):
             found.append(f"the shell's {name}() was replaced")
     for event, callbacks in now["callbacks"].items():
+        for callback in _added(_BASELINE["callbacks"].get(event, []), callbacks):
+            found.append(f"a {event!r} callback was removed ({callback!r})")
         for callback in _added(callbacks, _BASELINE["callbacks"].get(event, [])):
             module = getattr(callback, "__module__", "") or ""
             if not module.startswith(_TRUSTED_CALLBACK_MODULES):
@@ -154,17 +154,49 @@ def guard_objects() -> None:
     _fail_if(tampering(shell=False))
 
 
+def _message(found: list[str]) -> str:
+    return (
+        "this check cannot be trusted, so it scores zero: your notebook changed what "
+        "the tests rely on (" + "; ".join(found) + "). Restart the kernel, remove "
+        "that code, and run the notebook again."
+    )
+
+
+_reported: dict[str, Any] = {}
+
+
+def _to_kernel_stderr(text: str) -> None:
+    """Write to the stderr the kernel had at import: nbgrader scores that cell zero."""
+    with contextlib.suppress(Exception):
+        # ipykernel tags only the *current* sys.stderr with the running cell's message; tag
+        # the kept stream too, or a rebound sys.stderr would file this under an earlier cell.
+        parent = getattr(_shell(), "parent_header", None)
+        cell = (parent or {}).get("msg_id")
+        if cell is not None and cell == _reported.get("cell"):
+            return  # once per cell is enough (guard() and the after-cell check both report)
+        _reported["cell"] = cell
+        if parent and hasattr(_ERR, "set_parent"):
+            _ERR.set_parent(parent)
+        _ERR_WRITE(text)
+        _ERR_FLUSH()
+
+
 def _fail_if(found: list[str]) -> None:
     if found:
-        message = (
-            "this check cannot be trusted, so it scores zero: your notebook changed what "
-            "the tests rely on (" + "; ".join(found) + "). Restart the kernel, remove "
-            "that code, and run the notebook again."
-        )
-        with contextlib.suppress(Exception):
-            _ERR_WRITE("Tampered: " + message + "\n")
-            _ERR_FLUSH()
-        raise Tampered(message)
+        _to_kernel_stderr("Tampered: " + _message(found) + "\n")
+        raise Tampered(_message(found))
+
+
+def _after_cell(result: object = None) -> None:
+    """After every cell: a second line of defence for cells whose guard() never ran.
+
+    A transformer can swallow the NameError a test cell hits before it calls any course code
+    (a missing answer), and a rebound guard() checks nothing; this callback still sees the
+    change and marks the cell.  Unregistering it is itself caught by guard().
+    """
+    found = tampering()
+    if found:
+        _to_kernel_stderr("Tampered: " + _message(found) + "\n")
 
 
 @contextlib.contextmanager
@@ -255,5 +287,11 @@ def captured() -> Iterator[None]:
     finally:
         _capturing.release()
 
+
+# The shell as the setup cell left it, before any learner code ran.
+_SHELL = _shell()
+if _SHELL is not None:  # registered before the snapshot: it is part of the baseline
+    _SHELL.events.register("post_run_cell", _after_cell)
+_BASELINE = _snapshot(_SHELL) if _SHELL is not None else None
 
 protect(sys.modules[__name__], "guard", "guard_objects", "tampering", "captured", "using")

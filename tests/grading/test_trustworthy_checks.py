@@ -80,13 +80,34 @@ def worked(assignment: str, grade_id: str) -> str:
     raise KeyError(grade_id)
 
 
-def test_an_ast_transformer_that_swallows_failures_gains_nothing(tmp_path):
-    """Right q1 plus the transformer, stubs elsewhere: every test cell fails, saying why."""
+ALSO_HIDE_STDERR = """
+import sys
+sys.stderr = sys.stdout  # so that a failing check seems to write nothing to stderr
+"""
+
+ALSO_DISARM_GUARD = """
+import mini_server.testing
+mini_server.testing.guard = lambda: None  # test cells import guard from here
+"""
+
+
+@pytest.mark.parametrize(
+    "extra", ["", ALSO_HIDE_STDERR, ALSO_DISARM_GUARD], ids=["plain", "stderr", "guard"]
+)
+def test_an_ast_transformer_that_swallows_failures_gains_nothing(extra, tmp_path):
+    """Right q1 plus the transformer, stubs elsewhere: every test cell fails, saying why.
+
+    Rebinding sys.stderr does not hide the finding (guard writes to the kernel's stream it
+    kept), and a disarmed guard() is caught by run_async, which checks guard() is genuine.
+    """
     ex01 = "01_sockets_and_channels"
     path = answered(
         ex01,
         {
-            "q1_encode_frame": worked(ex01, "q1_encode_frame") + "\n\n" + SWALLOW_EVERYTHING,
+            "q1_encode_frame": worked(ex01, "q1_encode_frame")
+            + "\n\n"
+            + SWALLOW_EVERYTHING
+            + extra,
             "q2_decode_frame": STUB,
             "q3_join_and_heartbeat": STUB,
             "q4_join_and_ping": STUB,
@@ -95,8 +116,13 @@ def test_an_ast_transformer_that_swallows_failures_gains_nothing(tmp_path):
     )
     failed = failures(path)
     assert set(failed) == {"q1_tests", "q2_tests", "q3_tests", "q4_tests"}
+    expected = (
+        "mini_server.testing.guard was replaced"
+        if extra == ALSO_DISARM_GUARD
+        else ("ast_transformers")
+    )
     for error in failed.values():
-        assert "cannot be trusted" in error and "ast_transformers" in error, error
+        assert "cannot be trusted" in error and expected in error, error
 
 
 @pytest.mark.parametrize(
