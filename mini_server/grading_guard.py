@@ -67,6 +67,13 @@ def _shell() -> Any:
     return get_ipython()
 
 
+def _session_send(shell: Any) -> tuple[Any, Any]:
+    session = getattr(getattr(shell, "kernel", None), "session", None)
+    if session is None:
+        return (None, None)
+    return (vars(session).get("send"), getattr(type(session), "send", None))
+
+
 def _snapshot(shell: Any) -> dict[str, Any]:
     """Identities of everything in the shell a cell's code and outputs go through."""
     manager = shell.input_transformer_manager
@@ -82,6 +89,8 @@ def _snapshot(shell: Any) -> dict[str, Any]:
             for name in _SHELL_METHODS
         },
         "callbacks": {event: list(cbs) for event, cbs in shell.events.callbacks.items()},
+        # every output (errors, stderr) leaves the kernel through the session's send()
+        "session_send": _session_send(shell),
     }
 
 
@@ -118,6 +127,8 @@ def _shell_findings(shell: Any) -> list[str]:
     for name, original in _BASELINE["methods"].items():
         if any(a is not b for a, b in zip(now["methods"][name], original, strict=True)):
             found.append(f"the shell's {name}() was replaced")
+    if any(a is not b for a, b in zip(now["session_send"], _BASELINE["session_send"], strict=True)):
+        found.append("the kernel session's send() was replaced")
     for event, callbacks in now["callbacks"].items():
         for callback in _added(_BASELINE["callbacks"].get(event, []), callbacks):
             found.append(f"a {event!r} callback was removed ({callback!r})")
