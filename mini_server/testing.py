@@ -21,6 +21,12 @@ top-level ``await``, and nbgrader's per-cell timeout would cost the rest of the 
 Exceptions raised by the code (a failed assert included) reach the caller unchanged.  A
 function that returns a coroutine instead of awaiting it is reported as a forgotten await.
 
+What the code writes to stderr, warns or logs while it runs is collected and printed on
+stdout after the result (a debug print must not zero a correct answer: nbgrader scores a test
+cell that wrote to stderr zero), and an un-awaited coroutine becomes a hint.  Test cells call
+:func:`guard` first; it and the reference frames for graded-on-its-own questions live in
+:mod:`mini_server.grading_guard` and here.
+
 The other helpers are small: :func:`quiet_logs` keeps server warnings out of stderr
 (nbgrader scores a test cell that wrote to stderr zero), :func:`wait_until` polls a
 condition (a server snapshot) with a deadline, and :class:`RawClient` speaks V2 frames over
@@ -37,6 +43,7 @@ import ctypes
 import inspect
 import json
 import logging
+import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -44,6 +51,8 @@ from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
 
+from mini_server import grading_guard
+from mini_server.grading_guard import Tampered, guard, using
 from mini_server.protocol import (
     DEFAULT_VSN,
     PHX_JOIN,
@@ -52,7 +61,9 @@ from mini_server.protocol import (
     V2JSONSerializer,
 )
 
-__all__ = ["LearnerTimeout", "RawClient", "quiet_logs", "run_async", "wait_until"]
+__all__ = ["LearnerTimeout", "RawClient", "Tampered", "guard", "quiet_logs",
+           "reference_encode_frame", "reference_join_frame", "run_async", "using",
+           "wait_until"]
 
 logger = logging.getLogger(__name__)
 
@@ -121,7 +132,16 @@ def run_async(target: Awaitable[Any] | Callable[..., Any], *args: Any,
     """Run a coroutine (or call a function) on a fresh loop in a worker thread, with a timeout.
 
     Returns its result or re-raises its exception; raises LearnerTimeout after ``timeout``.
+    What the code writes to stderr, warns or logs is shown on stdout afterwards (see
+    :func:`mini_server.grading_guard.captured`): noise never costs a correct answer points.
     """
+    grading_guard.guard_objects()
+    with grading_guard.captured():
+        return _run_async(target, args, kwargs, timeout)
+
+
+def _run_async(target: Awaitable[Any] | Callable[..., Any], args: tuple, kwargs: dict,
+               timeout: float) -> Any:
     outcome: concurrent.futures.Future[Any] = concurrent.futures.Future()
     loop = asyncio.new_event_loop()
     task_box: list[asyncio.Task[Any]] = []
@@ -179,6 +199,17 @@ def _stop(loop: asyncio.AbstractEventLoop, task_box: list[asyncio.Task[Any]],
         thread.join(GRACE)
     if thread.is_alive():
         logger.warning("! worker thread could not be stopped; abandoned (daemon)")
+
+
+def reference_encode_frame(join_ref: str | None, ref: str | None, topic: str, event: str,
+                           payload: Any) -> str:
+    """The course's V2 frame encoder, for tests that must not depend on an earlier answer."""
+    return V2JSONSerializer().encode_client(Message(topic, event, payload, ref, join_ref))
+
+
+def reference_join_frame(topic: str, params: dict | None, ref: str) -> str:
+    """The phx_join frame phoenix.js sends, from the course's encoder."""
+    return reference_encode_frame(ref, ref, topic, PHX_JOIN, {} if params is None else params)
 
 
 def quiet_logs(*names: str) -> None:
@@ -306,3 +337,8 @@ class RawClient:
         """Wait for a push or broadcast named ``event``; returns its payload."""
         message = await self.expect(lambda m: m.event == event, f"a push {event!r}", timeout)
         return message.payload
+
+
+# What test cells import from here; guard() fails a check if any of them is swapped out.
+grading_guard.protect(sys.modules[__name__], "run_async", "guard", "using", "wait_until",
+                      "RawClient", "reference_encode_frame", "reference_join_frame")

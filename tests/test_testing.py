@@ -213,3 +213,72 @@ def test_quiet_logs_keeps_warnings_out_of_stderr():
     """Without a handler a warning reaches stderr (nbgrader: zero); quiet_logs stops that."""
     assert "boom" in warn_in_fresh_interpreter("")
     assert "boom" not in warn_in_fresh_interpreter("quiet_logs()")
+
+
+NOISY = '''
+import asyncio, logging, sys, warnings
+from mini_server.testing import run_async
+
+def noisy(x):
+    print("debug line", file=sys.stderr)
+    warnings.warn("careful now")
+    logging.warning("logged line")
+    return x * 2
+
+async def forgetful():
+    asyncio.sleep(0)
+    return 3
+
+print("result", run_async(noisy, 21, timeout=5))
+print("result", run_async(forgetful, timeout=5))
+logging.getLogger("later").warning("after the check")
+'''
+
+
+def test_noise_from_learner_code_goes_to_stdout_labelled():
+    """stderr, warnings, logging and un-awaited coroutines all reach stdout, none stderr."""
+    done = subprocess.run([sys.executable, "-c", NOISY], capture_output=True, text=True,
+                          timeout=60, cwd=ROOT, check=True)
+    assert done.stderr == ""
+    out = done.stdout
+    assert "note: your code wrote to stderr" in out and "debug line" in out
+    assert "WARNING:root:logged line" in out
+    assert "note: your code warned UserWarning: careful now" in out
+    assert "hint: coroutine 'sleep' was never awaited: did you forget an await?" in out
+    assert out.index("debug line") < out.index("result 42")  # shown with its own check
+    assert "result 42" in out and "result 3" in out
+    # the handler logging.warning made during the check keeps printing, on stdout
+    assert "WARNING:later:after the check" in out
+
+
+def test_a_replaced_run_async_is_reported_as_tampering():
+    """Rebinding the package's run_async or a test cell's name for it fails guard()."""
+    import mini_server.testing as testing
+    from mini_server.testing import Tampered, guard
+
+    namespace = {"run_async": lambda *a, **k: None, "guard": guard}
+    with pytest.raises(Tampered, match="the notebook's run_async is not"):
+        exec("guard()", namespace)
+    genuine = testing.run_async
+    testing.run_async = lambda *a, **k: None
+    try:
+        with pytest.raises(Tampered, match=r"mini_server\.testing\.run_async was replaced"):
+            guard()
+    finally:
+        testing.run_async = genuine
+    guard()  # restored: intact again
+
+
+def test_using_binds_reference_answers_for_the_block_then_restores():
+    """A question graded on its own sees the reference; the learner's own answer comes back."""
+    from mini_server.testing import reference_encode_frame, using
+
+    def learners(*fields):
+        return str(list(fields))
+
+    cell = {"encode_frame": learners, "using": using, "reference": reference_encode_frame}
+    exec("with using(encode_frame=reference, join_frame=reference):\n"
+         "    inside = encode_frame(None, '1', 't', 'e', {})\n"
+         "    joined = join_frame is reference\n", cell)
+    assert cell["inside"] == '[null,"1","t","e",{}]' and cell["joined"]
+    assert cell["encode_frame"] is learners and "join_frame" not in cell

@@ -8,7 +8,14 @@ course directory, exactly as the README's workshop guide tells a teacher:
   hidden one (a channel that pushes before replying) fails: 6;
 * carol: `while True: pass` in question 2: that question only: 8;
 * dave: question 4 awaits forever: run_async's timeout costs that question only: 6;
-* erin: question 3 wrong, and its test cell replaced by `pass`: autograde restores the test: 8.
+* erin: question 3 wrong, and its test cell replaced by `pass`: autograde restores the test: 8;
+* frank: question 1 right plus an IPython AST transformer that wraps every later cell in
+  `try/except BaseException: pass`, nothing else answered: every check fails as tampered: 0;
+* grace: question 4 unanswered, the notebook's `run_async` rebound so no check runs: 6;
+* heidi: every answer right, with a debug print to stderr, a warning, a logging call and an
+  un-awaited `asyncio.sleep(0)`: the noise costs nothing: 10;
+* ivan: `str()` instead of `json.dumps` in encode_frame, which questions 3 and 4 build on: only
+  question 1 is lost: 8.
 """
 
 from __future__ import annotations
@@ -32,8 +39,9 @@ pytestmark = [pytest.mark.usefixtures("kernel_environment"), pytest.mark.timeout
 
 ASSIGNMENT = "01_sockets_and_channels"
 NOTEBOOK = f"{ASSIGNMENT}.ipynb"
-STUDENTS = ["alice", "bob", "carol", "dave", "erin"]
-EXPECTED_SCORES = {"alice": 10.0, "bob": 6.0, "carol": 8.0, "dave": 6.0, "erin": 8.0}
+STUDENTS = ["alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan"]
+EXPECTED_SCORES = {"alice": 10.0, "bob": 6.0, "carol": 8.0, "dave": 6.0, "erin": 8.0,
+                   "frank": 0.0, "grace": 6.0, "heidi": 10.0, "ivan": 8.0}
 MAX_SCORE = 10.0
 MARKERS = re.compile(r"^\s*### (BEGIN|END) SOLUTION\n", re.M)
 
@@ -66,6 +74,72 @@ def join_frame(topic, params, ref):
 
 def heartbeat_frame(ref):
     return encode_frame("0", ref, "phoenix", "heartbeat", {})
+'''
+
+
+SWALLOW_EVERYTHING = '''
+def encode_frame(join_ref, ref, topic, event, payload):
+    return json.dumps([join_ref, ref, topic, event, payload])
+
+
+import ast
+
+
+class Swallow(ast.NodeTransformer):
+    def visit_Module(self, node):
+        handler = ast.ExceptHandler(type=ast.Name("BaseException", ast.Load()), name=None,
+                                    body=[ast.Pass()])
+        wrapped = ast.Try(body=node.body or [ast.Pass()], handlers=[handler], orelse=[],
+                          finalbody=[])
+        return ast.fix_missing_locations(ast.Module(body=[wrapped], type_ignores=[]))
+
+
+get_ipython().ast_transformers.append(Swallow())
+'''
+
+STUB = 'raise NotImplementedError("write your answer here")'
+
+REBIND_RUN_ASYNC = '''
+def run_async(*args, **kwargs):  # the checks never run
+    return None
+'''
+
+NOISY_ENCODE = '''
+import sys
+import warnings
+
+
+def encode_frame(join_ref, ref, topic, event, payload):
+    print("encoding", topic, event, file=sys.stderr)
+    warnings.warn("debugging encode_frame")
+    return json.dumps([join_ref, ref, topic, event, payload])
+'''
+
+NOISY_PING = '''
+import logging
+
+
+async def join_and_ping(url, topic, payload):
+    async def reply_to(ws, ref):
+        while True:
+            join_ref, msg_ref, msg_topic, event, body = json.loads(await ws.recv())
+            if event == "phx_reply" and msg_ref == ref:
+                return body
+
+    asyncio.sleep(0)  # un-awaited
+    logging.warning("joining %s", topic)
+    async with connect(url + "/websocket?vsn=2.0.0") as ws:
+        await ws.send(join_frame(topic, {}, "1"))
+        joined = await reply_to(ws, "1")
+        if joined["status"] != "ok":
+            raise RuntimeError(f"join {topic} refused: {joined['response']}")
+        await ws.send(encode_frame("1", "2", topic, "ping", payload))
+        return (await reply_to(ws, "2"))["response"]
+'''
+
+STR_ENCODE = '''
+def encode_frame(join_ref, ref, topic, event, payload):
+    return str([join_ref, ref, topic, event, payload])
 '''
 
 
@@ -123,6 +197,11 @@ def grade_the_room(course: Path) -> dict:
         "carol": {"q2_decode_frame": ENDLESS_DECODE},
         "dave": {"q4_join_and_ping": NEVER_RETURNS},
         "erin": {"q3_join_and_heartbeat": WRONG_HEARTBEAT, "q3_tests": "pass"},
+        "frank": {"q1_encode_frame": SWALLOW_EVERYTHING, "q2_decode_frame": STUB,
+                  "q3_join_and_heartbeat": STUB, "q4_join_and_ping": STUB},
+        "grace": {"q4_join_and_ping": REBIND_RUN_ASYNC},
+        "heidi": {"q1_encode_frame": NOISY_ENCODE, "q4_join_and_ping": NOISY_PING},
+        "ivan": {"q1_encode_frame": STR_ENCODE},
     }
     archive = course / "downloaded" / ASSIGNMENT / "archive"
     archive.mkdir(parents=True)
@@ -212,3 +291,29 @@ def test_grading_one_submission_takes_well_under_a_minute(graded):
     run, and still catches a grader that waits for a cell timeout.
     """
     assert graded["seconds"]["alice"] < 60.0, graded["seconds"]
+
+
+def test_tampering_with_the_tests_gains_nothing(graded):
+    """frank's AST transformer and grace's rebound run_async earn no point they did not answer."""
+    assert question_scores(graded["course"], "frank") == {
+        "q1_tests": 0.0, "q2_tests": 0.0, "q3_tests": 0.0, "q4_tests": 0.0}
+    assert question_scores(graded["course"], "grace")["q4_tests"] == 0.0
+    feedback = (graded["course"] / "feedback" / "frank" / ASSIGNMENT /
+                f"{ASSIGNMENT}.html").read_text()
+    assert "cannot be trusted" in feedback
+
+
+def test_noise_costs_a_correct_answer_nothing(graded):
+    """heidi's stderr print, warning, log line and un-awaited sleep: full marks, shown as notes."""
+    assert question_scores(graded["course"], "heidi") == {
+        "q1_tests": 2.0, "q2_tests": 2.0, "q3_tests": 2.0, "q4_tests": 4.0}
+    feedback = (graded["course"] / "feedback" / "heidi" / ASSIGNMENT /
+                f"{ASSIGNMENT}.html").read_text()
+    assert "note: your code wrote to stderr" in feedback
+    assert "was never awaited" in feedback
+
+
+def test_a_wrong_encode_frame_costs_one_question(graded):
+    """ivan's str() frames lose question 1 only; q3 and q4 are graded with the course's encoder."""
+    assert question_scores(graded["course"], "ivan") == {
+        "q1_tests": 0.0, "q2_tests": 2.0, "q3_tests": 2.0, "q4_tests": 4.0}

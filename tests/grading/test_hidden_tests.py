@@ -21,10 +21,16 @@ from nbgrading import notebook, validate
 pytestmark = [pytest.mark.usefixtures("kernel_environment"), pytest.mark.timeout(300)]
 
 MARKERS = re.compile(r"^\s*### (BEGIN|END) SOLUTION\n", re.M)
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 # assignment -> {answer cell grade_id: (the test cell it should fail, wrong answer)}
 MISTAKES: dict[str, dict[str, tuple[str, str]]] = {
     "01_sockets_and_channels": {
+        "q2_decode_frame": ("q2_tests", '''
+def decode_frame(text):
+    join_ref, ref, topic, event, payload = json.loads(text)  # no 5-element array check
+    return Message(topic=topic, event=event, payload=payload, ref=ref, join_ref=join_ref)
+'''),
         "q3_join_and_heartbeat": ("q3_tests", '''
 def join_frame(topic, params, ref):
     return encode_frame(ref, ref, topic, "phx_join", params)  # None stays null
@@ -218,14 +224,16 @@ def with_answers(step: str, assignment: str, mistakes: dict[str, str], out: Path
     return path
 
 
-def failing_tests(path: Path, nb_source: Path) -> set[str]:
-    """grade_ids of the test cells the Validator reports as failing."""
+def failing_tests(path: Path, nb_source: Path) -> dict[str, str]:
+    """grade_id -> the last line of the error, for each test cell the Validator fails."""
     results = validate(path)
     assert "changed" not in results, results["changed"]
     nb = json.loads(nb_source.read_text(encoding="utf-8"))
-    firsts = {"".join(c["source"]).strip().splitlines()[0]: c["metadata"]["nbgrader"]["grade_id"]
-              for c in nb["cells"] if c.get("metadata", {}).get("nbgrader", {}).get("grade")}
-    return {firsts[f["source"].strip().splitlines()[0]] for f in results.get("failed", [])}
+    # Every test cell opens with the same imports and guard(): tell them apart by whole source.
+    ids = {"".join(c["source"]).strip(): c["metadata"]["nbgrader"]["grade_id"]
+           for c in nb["cells"] if c.get("metadata", {}).get("nbgrader", {}).get("grade")}
+    return {ids[f["source"].strip()]: ANSI.sub("", f["raw_error"]).strip().splitlines()[-1]
+            for f in results.get("failed", [])}
 
 
 @pytest.mark.parametrize("assignment", sorted(MISTAKES))
@@ -233,7 +241,7 @@ def test_visible_tests_let_the_mistakes_through(assignment, tmp_path):
     """With the mistakes in the released exercise every visible test still passes."""
     mistakes = {k: code for k, (_, code) in MISTAKES[assignment].items()}
     path = with_answers("exercises", assignment, mistakes, tmp_path)
-    assert failing_tests(path, path) == set()
+    assert failing_tests(path, path) == {}
 
 
 @pytest.mark.parametrize("assignment", sorted(MISTAKES))
@@ -242,4 +250,8 @@ def test_hidden_tests_catch_every_mistake(assignment, tmp_path):
     mistakes = {k: code for k, (_, code) in MISTAKES[assignment].items()}
     path = with_answers("solutions", assignment, mistakes, tmp_path)
     expected = {test for test, _ in MISTAKES[assignment].values()}
-    assert failing_tests(path, path) == expected
+    failed = failing_tests(path, path)
+    assert set(failed) == expected
+    # Each caught mistake is named by an assertion message, not a bare KeyError or assert.
+    for test, last_line in failed.items():
+        assert re.match(r"AssertionError: \S.{20,}", last_line), (test, last_line)
