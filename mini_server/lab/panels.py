@@ -77,6 +77,8 @@ class ConnectionPanel:
         self.errors: list[str] = []
         self.shown: dict[str, Any] = {}
         self._lines: deque[str] = deque(maxlen=log_lines)
+        self._heartbeats = 0  # heartbeat lines seen, folded into the latest one
+        self._last_was_heartbeat = False
         self._log_dirty = False
         self._t0 = self._loop.time()
         self._wall0 = time.time()  # log records carry wall-clock time; both start together
@@ -240,23 +242,38 @@ class ConnectionPanel:
 
     # --- log and errors ---------------------------------------------------------------
     def _note(self, line: str) -> None:
-        self._lines.append(f"{self._loop.time() - self._t0:8.3f} {line}")
-        self._log_dirty = True
+        self._append(f"{self._loop.time() - self._t0:8.3f} {line}")
 
     def _on_client_event(self, event: Any) -> None:
-        self._lines.append(f"{event.time - self._t0:8.3f} {event.prefix} {event.text}")
-        self._log_dirty = True
+        line = f"{event.time - self._t0:8.3f} {event.prefix} {event.text}"
+        if event.prefix != "%":
+            self._append(line)
+            return
+        # A run of heartbeat lines folds into its latest line, with a count: with fast timers
+        # they would otherwise push the kill and close lines out of the bounded log in a minute.
+        if self._last_was_heartbeat and self._lines:
+            self._heartbeats += 1
+            self._lines[-1] = f"{line}   [latest of {self._heartbeats} heartbeat lines]"
+            self._log_dirty = True
+        else:
+            self._append(line)
+            self._heartbeats = 1
+        self._last_was_heartbeat = True
 
     def _on_log(self, line: str, record: logging.LogRecord) -> None:
         if record.name.startswith(("mini_server.client", "mini_server.lab.panels")):
             return  # the client's records come as events already; our own are noted already
-        self._lines.append(f"{record.created - self._wall0:8.3f} {line}")
-        self._log_dirty = True
+        self._append(f"{record.created - self._wall0:8.3f} {line}")
 
     def _error(self, message: str) -> None:
         logger.warning("! panel: %s", message)
         self.errors.append(message)
         self._note(f"! {message}")  # the label follows at the next refresh
+
+    def _append(self, line: str) -> None:
+        self._lines.append(line)
+        self._last_was_heartbeat = False
+        self._log_dirty = True
 
     @property
     def log_lines(self) -> list[str]:

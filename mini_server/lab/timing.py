@@ -133,9 +133,28 @@ def comparison(fast: bool | None = None) -> list[tuple[str, str, str]]:
     ]
 
 
+TEXT_WIDTH = 78  # a notebook output this wide never wraps, even beside the file browser
+
+
 def comparison_text(fast: bool | None = None) -> str:
-    """The comparison as aligned plain text (seconds)."""
-    rows = [("", "Phoenix", timers(fast).name), *comparison(fast)]
-    widths = [max(len(row[i]) for row in rows) for i in range(3)]
-    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True))
-                     .rstrip() for row in rows)
+    """The comparison as aligned plain text (seconds), no line wider than ``TEXT_WIDTH``.
+
+    Short values sit in two columns; a row whose values do not fit (the schedules) is
+    written as a small block, one line per side, so nothing wraps in a narrow notebook.
+    """
+    name = timers(fast).name
+    rows = comparison(fast)
+    label_w = max(len(label) for label, _, _ in rows)
+    short = [row for row in rows if max(len(row[1]), len(row[2])) <= 12]
+    value_w = max([len("Phoenix"), *(len(row[1]) for row in short)])
+    lines = [f"{'(seconds)'.ljust(label_w)}  {'Phoenix'.ljust(value_w)}  {name}"]
+    for label, phoenix, ours in rows:
+        if (label, phoenix, ours) in short:
+            lines.append(f"{label.ljust(label_w)}  {phoenix.ljust(value_w)}  {ours}".rstrip())
+        else:
+            side_w = max(len("Phoenix"), len(name))
+            lines.append(label)
+            for side, values in (("Phoenix", phoenix), (name, ours)):
+                line = f"  {side.ljust(side_w)}  {values}"
+                lines.extend([line] if len(line) <= TEXT_WIDTH else [f"  {side}", f"    {values}"])
+    return "\n".join(lines)

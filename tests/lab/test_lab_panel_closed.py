@@ -88,3 +88,41 @@ async def test_a_closed_process_server_refuses_to_start_again():
         assert not handle.running
     finally:
         await handle.kill()
+
+
+
+async def test_heartbeats_fold_so_a_kill_stays_in_the_log():
+    """With fast timers, a minute of heartbeats must not push the kill lines out of the log."""
+    server = await servers.start_server("fold-heartbeats", **timing.FAST.endpoint_options())
+    sock = Socket(server.url, **(timing.FAST.socket_options() | {"heartbeat_interval": 0.01}))
+    sock.connect()
+    panel = None
+    beats, enough = 0, asyncio.Event()
+
+    def count(event):
+        nonlocal beats
+        if event.prefix == "%":
+            beats += 1
+            if beats >= 120:  # 60 round trips: six times the log's 20 lines, unfolded
+                enough.set()
+
+    try:
+        await sock.wait_open(5)
+        panel = ConnectionPanel(sock, server, name="fold", log_lines=20)
+        panel.kill_button.click()
+        await panel.idle()
+        await server.restart()
+        await sock.wait_open(5)
+        sock.on_event(count)
+        async with asyncio.timeout(15):
+            await enough.wait()
+        lines = panel.log_lines
+        assert any("= lab: server: kill" in line for line in lines), lines
+        assert sum(1 for line in lines if " % " in line) <= 2, lines
+        assert any("heartbeat lines]" in line for line in lines), lines
+    finally:
+        if panel is not None:
+            await panel.aclose()
+        sock.disconnect()
+        await sock.wait_closed(5)
+        await server.close()

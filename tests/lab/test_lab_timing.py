@@ -56,3 +56,11 @@ def test_comparison_table_quotes_both_columns():
     text = timing.comparison_text(fast=False)
     assert "heartbeat interval" in text and "30" in text
     assert f"{timing.TEACHING.heartbeat_interval:g}" in text.splitlines()[1]
+
+
+def test_comparison_table_never_wraps_in_a_narrow_notebook():
+    """No line is wider than 78 characters, the schedules included (they get a block)."""
+    for fast in (False, True):
+        text = timing.comparison_text(fast=fast)
+        assert max(len(line) for line in text.splitlines()) <= timing.TEXT_WIDTH, text
+        assert "0.01, 0.05" in text and "rejoin after" in text
