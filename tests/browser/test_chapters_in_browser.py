@@ -32,6 +32,8 @@ CHAPTERS = [
     "02_unreliable_connections",
     "03_channel_subscriptions",
     "04_reconnecting_well",
+    "05_keeping_data_alive",
+    "06_channels_in_a_cluster",
 ]
 STEP_TIMEOUT = 20_000  # ms for the panel to show the result of one click
 COUNTS = re.compile(r"^\d+ sockets?, \d+ channels?$")
@@ -193,3 +195,28 @@ def test_the_checks_report_stderr_errors_broken_widgets_and_cells_that_did_not_r
         assert expected in found, f"{expected!r} not reported; reported:\n{found}"
     assert "widget output(s) in the notebook" in found  # the broken view is not a widget
     assert "cell 0" not in found, found  # the working widget and its cell are fine
+
+
+def test_the_panel_wraps_instead_of_clipping_in_a_narrow_notebook(page, lab):
+    """At ~400 px of notebook width the three columns wrap under each other and every button
+    shows its whole label (it used to read "Client bug: clo")."""
+    chapter = "02_unreliable_connections"
+    panel_cell = index_of(chapter, "panel = ConnectionPanel(sock, server, proxy)")
+    page.set_viewport_size({"width": 560, "height": 1000})
+    open_notebook(page, lab.notebook_url(f"chapters/{chapter}.ipynb"))
+    run_all_above(page, panel_cell + 1)
+    panel = cell(page, panel_cell).locator(".jp-OutputArea")
+    expect(panel.get_by_text(COUNTS)).to_have_text("1 socket, 3 channels", timeout=STEP_TIMEOUT)
+    area = panel.locator(".jp-OutputArea-output").filter(has=page.get_by_role("button")).first
+    width = area.bounding_box()["width"]
+    assert width <= 470, f"the test meant a narrow notebook, got {width:.0f} px"
+    buttons = panel.get_by_role("button")
+    assert buttons.count() >= 7
+    for index in range(buttons.count()):
+        button = buttons.nth(index)
+        clipped = button.evaluate("b => b.scrollWidth > b.clientWidth + 1")
+        box, frame = button.bounding_box(), area.bounding_box()
+        assert not clipped, f"{button.inner_text()!r} is clipped"
+        assert box["x"] + box["width"] <= frame["x"] + frame["width"] + 1, (
+            f"{button.inner_text()!r} sticks out of the output area")
+    page.screenshot(path=str(ARTIFACTS / "ch02_panel_narrow.png"), full_page=False)
