@@ -52,10 +52,16 @@ def test_chapter_03_observes_the_seed_sequence():
 
 
 def test_chapter_03_measures_downtime_for_both_outages():
-    """Chapter 03 prints a measured downtime for the kill and for the deploy."""
+    """Chapter 03 prints a measured downtime for the kill and for the deploy, split into its
+    three parts, and the parts add up (to rounding)."""
     text = executed("03_channel_subscriptions").text()
+    number = r"(\d+\.\d{3})"
     for label in ("kill", "deploy"):
-        assert re.search(rf"^{label}\s+downtime \d+\.\d{{3}} s$", text, re.M), label
+        found = re.search(rf"^{label}\s+downtime {number} s = cause {number} \+ reconnect "
+                          rf"{number} \+ rejoin {number}$", text, re.M)
+        assert found, label
+        total, *parts = (float(value) for value in found.groups())
+        assert abs(sum(parts) - total) <= 0.002, found[0]
 
 
 def test_chapter_04_prints_the_herd_peak_reduction():
