@@ -80,10 +80,10 @@ _LAYOUT = {"closed": (-1.3, 0.7), "joining": (0.0, 0.7), "joined": (1.3, 0.7),
 
 def draw(ax: Any = None) -> Any:
     """Draw the state machine from TRANSITIONS with matplotlib; returns the Axes."""
-    import matplotlib.pyplot as plt  # only notebooks need it
-
     if ax is None:
-        _fig, ax = plt.subplots(figsize=(9, 5))
+        from matplotlib.figure import Figure  # only notebooks need it; no pyplot state
+
+        ax = Figure(figsize=(9, 5), layout="constrained").add_subplot()
     labels: dict[tuple[str, str], list[str]] = {}
     for src, event, dst in ChannelState.edges():
         labels.setdefault((src, dst), []).append(event)
