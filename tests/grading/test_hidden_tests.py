@@ -194,6 +194,80 @@ def catch_up_from(ids, newest):
     return None
 '''),
     },
+    "07_customizing_channels": {
+        "q1_flushes": ("q1_tests", '''
+def flushes(arrivals, window):
+    result, buffer, due = [], [], None
+    for at, number in arrivals:
+        if due is not None and at > due:  # an arrival at the flush time joins the old window
+            result.append((due, list(set(buffer))))  # a set's order, not first-seen order
+            buffer, due = [], None
+        if due is None:
+            due = at + window
+        buffer.append(number)
+    if buffer:
+        result.append((due, list(set(buffer))))
+    return result
+'''),
+        "q2_dedupe_channel": ("q2_tests", '''
+class DedupeChannel(Channel):
+    window = 1.0
+    intercept = ("number",)
+
+    async def join(self, topic, payload):
+        self.assigns["buffer"] = []
+        return ok()
+
+    async def handle_out(self, event, payload):
+        self.assigns["buffer"].append(payload["number"])
+        if len(self.assigns["buffer"]) == 1:
+            self.send_after(self.window, "flush")
+        return noreply()
+
+    async def handle_info(self, msg):
+        for number in dict.fromkeys(self.assigns["buffer"]):
+            await self.push("number", {"number": number})
+        return noreply()  # the buffer is never emptied: old numbers come back every window
+'''),
+        "q3_refresh_channel": ("q3_tests", '''
+class RefreshChannel(Channel):
+    secret = salt = None
+    interval, max_age = 1.0, 3.0
+
+    async def join(self, topic, payload):
+        try:
+            user_id = verify(self.secret, self.salt, (payload or {}).get("token"), self.max_age)
+        except TokenError:
+            return error({"reason": "unauthorized"})
+        self.assigns["user_id"] = user_id
+        self.assigns["task"] = asyncio.create_task(self.every_interval())  # never cancelled
+        return ok()
+
+    async def every_interval(self):
+        while True:
+            await asyncio.sleep(self.interval)
+            self.send_info("push_token")
+
+    async def handle_info(self, msg):
+        token = sign(self.secret, self.salt, self.assigns["user_id"], max_age=self.max_age)
+        await self.push("new_token", {"token": token})
+        return noreply()
+'''),
+        "q4_fresh_params": ("q4_tests", '''
+class FreshParams:
+    def __init__(self, token):
+        self.token = token
+        self.cached = None
+
+    def see(self, payload):
+        self.token = payload["token"]
+
+    def params(self):
+        if self.cached is None:  # computed once, at the first join
+            self.cached = {"token": self.token}
+        return self.cached
+'''),
+    },
 }
 
 

@@ -10,7 +10,7 @@ from nbgrading import ASSIGNMENTS, ROOT, grade_cells, notebook
 
 CHAPTER_SLUGS = ["01_sockets_and_channels", "02_unreliable_connections",
                  "03_channel_subscriptions", "04_reconnecting_well", "05_keeping_data_alive",
-                 "06_channels_in_a_cluster"]
+                 "06_channels_in_a_cluster", "07_customizing_channels"]
 
 
 def cells(step: str, assignment: str) -> list[dict]:
@@ -29,7 +29,7 @@ def nbgrader_meta(cell: dict) -> dict:
 
 
 def test_one_assignment_per_chapter():
-    """solutions/ holds exactly the assignments of chapters 01-06, named like the chapters."""
+    """solutions/ holds exactly the assignments of chapters 01-07, named like the chapters."""
     assert ASSIGNMENTS == CHAPTER_SLUGS
 
 
