@@ -15,6 +15,7 @@ CORE = ["00_start_here", "01_sockets_and_channels", "02_unreliable_connections",
         "03_channel_subscriptions", "04_reconnecting_well"]
 # the core and the chapters written after it
 WRITTEN = [*CORE, "05_keeping_data_alive", "06_channels_in_a_cluster"]
+CHALLENGE = "**Predict, then run.**"
 LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)|(?:href|src)=\"([^\"]+)\"")
 
 
@@ -131,3 +132,30 @@ def test_readme_course_map_links_every_core_chapter():
     course_map = section(readme.split("\n"), "Course map")
     for name in CORE:
         assert f"(chapters/{name}.ipynb)" in course_map, f"course map lacks {name}"
+
+
+def teaching_minutes(name: str) -> int:
+    """The teaching minutes the title cell's Time line states."""
+    found = re.search(r"\*\*Time\*\*: (\d+) min teaching", markdown(name)[0])
+    assert found, "the Time line does not say 'NN min teaching'"
+    return int(found[1])
+
+
+@pytest.mark.parametrize("name", CORE)
+def test_an_inline_challenge_every_ten_minutes_of_teaching(name):
+    """'Predict, then run' challenges with a collapsed answer: one per 10 min of teaching time,
+    each before a code cell (the one that shows the answer), none in the closing sections."""
+    cells = load(name).cells
+    closing = next(i for i, c in enumerate(cells)
+                   if c.cell_type == "markdown" and c.source.startswith("## Key points"))
+    found = [i for i, c in enumerate(cells)
+             if c.cell_type == "markdown" and c.source.startswith(CHALLENGE)]
+    minutes = teaching_minutes(name)
+    assert len(found) >= max(1, minutes // 10), (
+        f"{len(found)} challenges for {minutes} min of teaching: want one per 10 min")
+    for i in found:
+        source = cells[i].source
+        assert re.search(r"<details><summary>Answer[^<]*</summary>\n\n.+\n\n</details>$",
+                         source, re.S), f"cell {i}: the answer must be collapsed in <details>"
+        assert i < closing and cells[i + 1].cell_type == "code", (
+            f"cell {i}: a challenge sits in the body, right before the cell that answers it")
