@@ -159,3 +159,46 @@ def test_an_inline_challenge_every_ten_minutes_of_teaching(name):
                          source, re.S), f"cell {i}: the answer must be collapsed in <details>"
         assert i < closing and cells[i + 1].cell_type == "code", (
             f"cell {i}: a challenge sits in the body, right before the cell that answers it")
+
+
+def agenda(title: str) -> list[tuple[str, str, int | None]]:
+    """(start, block, minutes) rows of the README table that follows the bold ``title``."""
+    readme = (Path(CHAPTERS).parent / "README.md").read_text(encoding="utf-8")
+    start = readme.find(f"**{title}")
+    assert start >= 0, f"README has no '**{title}' agenda"
+    rows = []
+    for line in readme[start:].splitlines()[1:]:
+        if rows and not line.startswith("|"):
+            break
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("|") and re.fullmatch(r"\d:\d\d", cells[0]):
+            rows.append((cells[0], cells[1], int(cells[2]) if cells[2] else None))
+    return rows
+
+
+@pytest.mark.parametrize(("title", "total"), [("A 3-hour workshop", 180), ("In 90 minutes", 90)])
+def test_workshop_agendas_add_up_with_breaks(title, total):
+    """Each row starts when the previous one ends, the last row ends the day at ``total``
+    minutes, and there is at least one break (two in three hours)."""
+    rows = agenda(title)
+    clock = 0
+    for start, block, minutes in rows:
+        hours, mins = start.split(":")
+        assert int(hours) * 60 + int(mins) == clock, f"{block!r} starts at {start}, not {clock}"
+        clock += minutes or 0
+    assert clock == total and rows[-1][2] is None, f"the agenda ends after {clock} min"
+    breaks = [row for row in rows if row[1] == "break"]
+    assert len(breaks) >= total // 90, f"{len(breaks)} breaks in {total} min"
+
+
+def test_workshop_agenda_gives_each_chapter_its_stated_teaching_time():
+    """The 3-hour agenda teaches every core chapter for exactly its Time line's minutes and
+    gives no exercise more than the chapter's stated exercise time."""
+    rows = agenda("A 3-hour workshop")
+    for name in CORE:
+        taught = [m for _, block, m in rows if f"(chapters/{name}.ipynb)" in block]
+        assert taught == [teaching_minutes(name)], f"{name}: agenda {taught}"
+        stated = re.search(r"· (\d+) min exercise", markdown(name)[0])
+        for _, block, minutes in rows:
+            if block.startswith(f"exercise {name[:2]},"):
+                assert stated and minutes <= int(stated[1]), f"{block}: {minutes} min"
