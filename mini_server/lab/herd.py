@@ -27,8 +27,9 @@ so a chapter draws the same figure on every run.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 Schedule = Callable[[int], float]
 
@@ -123,3 +124,29 @@ def simulate_herd(clients: int, down_for: float,
             raise RuntimeError(f"a client made {MAX_ATTEMPTS} attempts without getting back: "
                                "does the schedule return zero delays?")
     return HerdResult(tuple(sorted(attempts)), tuple(sorted(reconnected)), down_for)
+
+
+def plot_herds(runs: Sequence[tuple[str, HerdResult]], bucket: float = 0.1) -> Any:
+    """One panel per (name, result): successful connects per ``bucket``, on one linear axis.
+
+    The axis is linear and shared on purpose: the lesson is the height of the tallest bar
+    (every client in the same 100 ms) next to the low one, which a log axis would flatten.
+    Refused attempts are left out (cheap for a server; the chapter prints their counts).
+    """
+    from matplotlib.figure import Figure  # only when a picture is drawn
+
+    if not runs:
+        raise ValueError("nothing to plot: pass at least one (name, result)")
+    until = max(max(result.attempts, default=0.0) for _, result in runs)
+    fig = Figure(figsize=(9, 1.2 + 1.9 * len(runs)), layout="constrained")
+    axes = fig.subplots(len(runs), 1, sharex=True, sharey=True, squeeze=False)[:, 0]
+    for ax, (name, result) in zip(axes, runs, strict=True):
+        counts = result.per_bucket(bucket, until)
+        ax.bar([i * bucket for i in range(len(counts))], counts, width=bucket, align="edge",
+               color="tab:red")
+        ax.axvline(result.down_for, color="black", ls="--", lw=1)
+        ax.set_ylabel(f"connects\nper {bucket * 1000:g} ms")
+        ax.set_title(f"{name}: at most {result.peak(bucket)} connects in {bucket * 1000:g} ms, "
+                     f"last client back at {result.last_reconnect:.1f} s", fontsize=10)
+    axes[-1].set_xlabel("seconds since the server went down (dashed: it is back)")
+    return fig

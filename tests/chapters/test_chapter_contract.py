@@ -202,3 +202,56 @@ def test_workshop_agenda_gives_each_chapter_its_stated_teaching_time():
         for _, block, minutes in rows:
             if block.startswith(f"exercise {name[:2]},"):
                 assert stated and minutes <= int(stated[1]), f"{block}: {minutes} min"
+
+
+CHAPTER_REF = re.compile(r"\bchapters? (\d{2})(?:\s*[-–]\s*(\d{2}))?", re.I)
+
+
+@pytest.mark.parametrize("name", WRITTEN)
+def test_no_markdown_cell_names_a_chapter_that_does_not_exist(name):
+    """'chapter NN' and 'chapters NN-MM' only name chapters that are in chapters/."""
+    present = {path.name[:2] for path in CHAPTERS.glob("[0-9][0-9]_*.ipynb")}
+    missing = set()
+    for cell in markdown(name):
+        for match in CHAPTER_REF.finditer(cell):
+            first, last = int(match[1]), int(match[2] or match[1])
+            missing |= {f"{n:02d}" for n in range(first, last + 1)} - present
+    assert not missing, f"mentions chapter(s) {sorted(missing)}, which chapters/ does not have"
+
+
+def test_chapter_00_has_a_before_you_start_box_and_a_glossary():
+    """Chapter 00 says what to bring (a 'Before you start' box, before Setup, with links) and
+    defines the course's words in a '## Glossary' table."""
+    cells = markdown("00_start_here")
+    setup = next(i for i, c in enumerate(cells) if c.startswith("## Setup"))
+    box = [c for c in cells[:setup] if c.startswith("> **Before you start.**")]
+    assert box, "no '> **Before you start.**' box before Setup"
+    assert "asyncio" in box[0] and len(re.findall(r"\]\(https://", box[0])) >= 3
+    glossary = section(cells, "Glossary")
+    terms = re.findall(r"^\| \*\*(.+?)\*\* \|", glossary, re.M)
+    for term in ("socket", "channel", "topic", "ref", "join_ref", "push", "broadcast",
+                 "heartbeat", "close code"):
+        assert term in terms, f"the glossary does not define {term!r}"
+
+
+@pytest.mark.parametrize("name", CORE[1:])
+def test_chapter_links_the_glossary_before_its_first_section(name):
+    """Chapters 01-04 link chapter 00's glossary in their opening cells (first uses)."""
+    cells = markdown(name)
+    first_section = next(i for i, c in enumerate(cells) if re.match(r"## 1\. ", c))
+    assert any("(00_start_here.ipynb#Glossary)" in c for c in cells[:first_section + 1]), (
+        "no link to 00_start_here.ipynb#Glossary before or in section 1")
+
+
+# chapter -> the call whose figure the chapter shows (drawn from the package's own data)
+DIAGRAMS = {"00_start_here": "pieces()", "03_channel_subscriptions": "draw().figure",
+            "04_reconnecting_well": "plot_herds("}
+
+
+@pytest.mark.parametrize("name", sorted(DIAGRAMS))
+def test_listed_diagrams_are_drawn_by_the_package(name):
+    """The chapter has a code cell whose last statement draws its listed diagram."""
+    code = [c.source for c in load(name).cells if c.cell_type == "code"]
+    last_lines = [src.strip().splitlines()[-1] for src in code if src.strip()]
+    assert any(DIAGRAMS[name] in line for line in last_lines), (
+        f"no cell ends by drawing {DIAGRAMS[name]!r}")

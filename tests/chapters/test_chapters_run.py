@@ -44,6 +44,18 @@ def test_chapter_runs_headless_and_leaves_nothing_running(name):
     assert not run.orphan_ports, f"ports held after kernel shutdown: {run.orphan_ports}"
 
 
+@pytest.mark.parametrize(("name", "call"), [("00_start_here", "pieces()"),
+                                          ("03_channel_subscriptions", "draw().figure"),
+                                          ("04_reconnecting_well", "plot_herds(")])
+def test_listed_diagrams_render_as_images(name, call):
+    """Each listed diagram cell shows a PNG when run (a bare Figure repr means no picture)."""
+    cells = [c for c in executed(name).notebook.cells
+             if c.cell_type == "code" and call in c.source]
+    assert cells, f"no cell calls {call}"
+    assert any("image/png" in out.get("data", {}) for c in cells for out in c.outputs), (
+        f"{call} showed no image: is %matplotlib inline active?")
+
+
 def test_chapter_03_observes_the_seed_sequence():
     """Chapter 03 prints the server counts it observed: 1/3 -> 0/0 -> 1/0 -> 1/3."""
     text = executed("03_channel_subscriptions").text()

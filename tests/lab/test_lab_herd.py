@@ -80,3 +80,24 @@ def test_attempts_while_down_are_counted_separately():
     result = simulate_herd(10, 1.0, protocol.reconnect_after)
     assert sum(result.per_bucket(0.1, what="attempts")) == 70
     assert sum(result.per_bucket(0.1)) == 10
+
+
+def test_plot_herds_draws_connects_per_bucket_on_one_linear_axis():
+    """plot_herds: one panel per run, bars = connects per bucket, linear y shared by all, so
+    200 next to 11 reads as the 18x it is (a log axis hid it)."""
+    from mini_server.lab.herd import plot_herds
+
+    plain = simulate_herd(200, 3.0, protocol.reconnect_after)
+    jittered = simulate_herd(200, 3.0, full_jitter(protocol.reconnect_after, seed=1))
+    fig = plot_herds([("default", plain), ("jitter", jittered)], 0.1)
+    axes = fig.axes
+    assert len(axes) == 2
+    until = max(plain.attempts[-1], jittered.attempts[-1])
+    for ax, result in zip(axes, (plain, jittered), strict=True):
+        assert ax.get_yscale() == "linear"
+        heights = [patch.get_height() for patch in ax.patches]
+        assert heights == result.per_bucket(0.1, until)
+        assert f"at most {result.peak(0.1)} connects" in ax.get_title()
+    assert axes[0].get_ylim() == axes[1].get_ylim()
+    with pytest.raises(ValueError, match="nothing to plot"):
+        plot_herds([])
