@@ -22,6 +22,16 @@ server is never too busy to answer.
 schedule's delay, the AWS Architecture Blog's name); the result plugs into the real client
 as ``Socket(url, reconnect_after=full_jitter(protocol.reconnect_after))``.  Both take a seed
 so a chapter draws the same figure on every run.
+
+Full jitter lowers the peak but lengthens the tail: late in the schedule a client may draw
+most of a 5 s step.  :func:`windowed_jitter` (a simulation of one schedule that gets both)
+starts from what the server needs, a crowd spread over the time it takes to accept it
+(:func:`accept_window`: clients / accepts per second), and does two things: it caps every
+step at that window, so nobody waits longer than one window once the server is back, and it
+adds one random wait of up to a window before the first try, so each client retries on its
+own phase and the crowd arrives spread over the window.  The costs: a short blip costs up to
+a window instead of 10 ms, a long outage sees a retry per window instead of every 5 s, and
+the window must be sized for the crowd.
 """
 
 from __future__ import annotations
@@ -54,6 +64,41 @@ class FullJitter:
 def full_jitter(schedule: Schedule, seed: int | None = None) -> FullJitter:
     """Wrap ``schedule`` with full jitter (seeded for a reproducible figure)."""
     return FullJitter(schedule, random.Random(seed))
+
+
+class WindowedJitter:
+    """``schedule`` capped at ``window`` seconds, plus a random wait of up to ``window`` before
+    the first try (a fresh draw at every outage, since ``tries`` restarts at 1)."""
+
+    def __init__(self, schedule: Schedule, window: float,
+                 rng: random.Random | None = None) -> None:
+        if window <= 0:
+            raise ValueError(f"window must be > 0 seconds, got {window!r}")
+        self.schedule = schedule
+        self.window = window
+        self.rng = rng or random.Random()
+
+    def __call__(self, tries: int) -> float:
+        """Seconds before attempt ``tries``: min(schedule, window), + phase on the first."""
+        delay = min(self.schedule(tries), self.window)
+        return delay + self.rng.uniform(0.0, self.window) if tries == 1 else delay
+
+    def __repr__(self) -> str:
+        name = getattr(self.schedule, "__name__", self.schedule)
+        return f"WindowedJitter({name!r}, window={self.window:g})"
+
+
+def windowed_jitter(schedule: Schedule, window: float, seed: int | None = None) -> WindowedJitter:
+    """Wrap ``schedule`` in windowed jitter over ``window`` seconds (seeded for a figure)."""
+    return WindowedJitter(schedule, window, random.Random(seed))
+
+
+def accept_window(clients: int, accepts_per_second: float) -> float:
+    """Seconds a server that accepts ``accepts_per_second`` connects needs for ``clients``."""
+    if clients < 1 or accepts_per_second <= 0:
+        raise ValueError(f"need clients >= 1 and accepts_per_second > 0, got {clients!r} and "
+                         f"{accepts_per_second!r}")
+    return clients / accepts_per_second
 
 
 @dataclass(frozen=True)

@@ -84,6 +84,18 @@ def test_chapter_04_prints_the_herd_peak_reduction():
     assert int(found[1]) == 200 and int(found[2]) < int(found[1])
 
 
+def test_chapter_04_windowed_jitter_gets_a_low_peak_and_the_quickest_all_back():
+    """Chapter 04 section 3: on the same herd windowed jitter's peak is far below the
+    default's and its last client is back sooner than with the default or full jitter."""
+    text = executed("04_reconnecting_well").text()
+    rows = {name.strip(): (int(peak), float(last)) for name, peak, last in re.findall(
+        r"^(default|full jitter|windowed jitter)\s+(\d+)\s+[\d.]+s\s+([\d.]+)s\s+\d+$",
+        text, re.M)}
+    assert set(rows) == {"default", "full jitter", "windowed jitter"}, rows
+    assert rows["windowed jitter"][0] * 4 < rows["default"][0]
+    assert rows["windowed jitter"][1] < rows["default"][1] < rows["full jitter"][1]
+
+
 def test_chapter_05_loses_messages_at_most_once_and_none_with_catch_up():
     """Chapter 05: the plain stream loses messages; the stored one misses none, no duplicates."""
     text = executed("05_keeping_data_alive").text()
