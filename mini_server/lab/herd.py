@@ -22,13 +22,24 @@ server is never too busy to answer.
 schedule's delay, the AWS Architecture Blog's name); the result plugs into the real client
 as ``Socket(url, reconnect_after=full_jitter(protocol.reconnect_after))``.  Both take a seed
 so a chapter draws the same figure on every run.
+
+Full jitter lowers the peak but lengthens the tail: late in the schedule a client may draw
+most of a 5 s step.  :func:`windowed_jitter` (a simulation of one schedule that gets both)
+starts from what the server needs, a crowd spread over the time it takes to accept it
+(:func:`accept_window`: clients / accepts per second), and does two things: it caps every
+step at that window, so nobody waits longer than one window once the server is back, and it
+adds one random wait of up to a window before the first try, so each client retries on its
+own phase and the crowd arrives spread over the window.  The costs: a short blip costs up to
+a window instead of 10 ms, a long outage sees a retry per window instead of every 5 s, and
+the window must be sized for the crowd.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 Schedule = Callable[[int], float]
 
@@ -53,6 +64,41 @@ class FullJitter:
 def full_jitter(schedule: Schedule, seed: int | None = None) -> FullJitter:
     """Wrap ``schedule`` with full jitter (seeded for a reproducible figure)."""
     return FullJitter(schedule, random.Random(seed))
+
+
+class WindowedJitter:
+    """``schedule`` capped at ``window`` seconds, plus a random wait of up to ``window`` before
+    the first try (a fresh draw at every outage, since ``tries`` restarts at 1)."""
+
+    def __init__(self, schedule: Schedule, window: float,
+                 rng: random.Random | None = None) -> None:
+        if window <= 0:
+            raise ValueError(f"window must be > 0 seconds, got {window!r}")
+        self.schedule = schedule
+        self.window = window
+        self.rng = rng or random.Random()
+
+    def __call__(self, tries: int) -> float:
+        """Seconds before attempt ``tries``: min(schedule, window), + phase on the first."""
+        delay = min(self.schedule(tries), self.window)
+        return delay + self.rng.uniform(0.0, self.window) if tries == 1 else delay
+
+    def __repr__(self) -> str:
+        name = getattr(self.schedule, "__name__", self.schedule)
+        return f"WindowedJitter({name!r}, window={self.window:g})"
+
+
+def windowed_jitter(schedule: Schedule, window: float, seed: int | None = None) -> WindowedJitter:
+    """Wrap ``schedule`` in windowed jitter over ``window`` seconds (seeded for a figure)."""
+    return WindowedJitter(schedule, window, random.Random(seed))
+
+
+def accept_window(clients: int, accepts_per_second: float) -> float:
+    """Seconds a server that accepts ``accepts_per_second`` connects needs for ``clients``."""
+    if clients < 1 or accepts_per_second <= 0:
+        raise ValueError(f"need clients >= 1 and accepts_per_second > 0, got {clients!r} and "
+                         f"{accepts_per_second!r}")
+    return clients / accepts_per_second
 
 
 @dataclass(frozen=True)
@@ -123,3 +169,29 @@ def simulate_herd(clients: int, down_for: float,
             raise RuntimeError(f"a client made {MAX_ATTEMPTS} attempts without getting back: "
                                "does the schedule return zero delays?")
     return HerdResult(tuple(sorted(attempts)), tuple(sorted(reconnected)), down_for)
+
+
+def plot_herds(runs: Sequence[tuple[str, HerdResult]], bucket: float = 0.1) -> Any:
+    """One panel per (name, result): successful connects per ``bucket``, on one linear axis.
+
+    The axis is linear and shared on purpose: the lesson is the height of the tallest bar
+    (every client in the same 100 ms) next to the low one, which a log axis would flatten.
+    Refused attempts are left out (cheap for a server; the chapter prints their counts).
+    """
+    from matplotlib.figure import Figure  # only when a picture is drawn
+
+    if not runs:
+        raise ValueError("nothing to plot: pass at least one (name, result)")
+    until = max(max(result.attempts, default=0.0) for _, result in runs)
+    fig = Figure(figsize=(9, 1.2 + 1.9 * len(runs)), layout="constrained")
+    axes = fig.subplots(len(runs), 1, sharex=True, sharey=True, squeeze=False)[:, 0]
+    for ax, (name, result) in zip(axes, runs, strict=True):
+        counts = result.per_bucket(bucket, until)
+        ax.bar([i * bucket for i in range(len(counts))], counts, width=bucket, align="edge",
+               color="tab:red")
+        ax.axvline(result.down_for, color="black", ls="--", lw=1)
+        ax.set_ylabel(f"connects\nper {bucket * 1000:g} ms")
+        ax.set_title(f"{name}: at most {result.peak(bucket)} connects in {bucket * 1000:g} ms, "
+                     f"last client back at {result.last_reconnect:.1f} s", fontsize=10)
+    axes[-1].set_xlabel("seconds since the server went down (dashed: it is back)")
+    return fig

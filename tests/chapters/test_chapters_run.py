@@ -45,6 +45,18 @@ def test_chapter_runs_headless_and_leaves_nothing_running(name):
     assert not run.orphan_ports, f"ports held after kernel shutdown: {run.orphan_ports}"
 
 
+@pytest.mark.parametrize(("name", "call"), [("00_start_here", "pieces()"),
+                                          ("03_channel_subscriptions", "draw().figure"),
+                                          ("04_reconnecting_well", "plot_herds(")])
+def test_listed_diagrams_render_as_images(name, call):
+    """Each listed diagram cell shows a PNG when run (a bare Figure repr means no picture)."""
+    cells = [c for c in executed(name).notebook.cells
+             if c.cell_type == "code" and call in c.source]
+    assert cells, f"no cell calls {call}"
+    assert any("image/png" in out.get("data", {}) for c in cells for out in c.outputs), (
+        f"{call} showed no image: is %matplotlib inline active?")
+
+
 def test_chapter_03_observes_the_seed_sequence():
     """Chapter 03 prints the server counts it observed: 1/3 -> 0/0 -> 1/0 -> 1/3."""
     text = executed("03_channel_subscriptions").text()
@@ -71,6 +83,18 @@ def test_chapter_04_prints_the_herd_peak_reduction():
     found = re.search(r"(\d+) connects with the default schedule, (\d+) with full jitter", text)
     assert found, "no peak comparison printed"
     assert int(found[1]) == 200 and int(found[2]) < int(found[1])
+
+
+def test_chapter_04_windowed_jitter_gets_a_low_peak_and_the_quickest_all_back():
+    """Chapter 04 section 3: on the same herd windowed jitter's peak is far below the
+    default's and its last client is back sooner than with the default or full jitter."""
+    text = executed("04_reconnecting_well").text()
+    rows = {name.strip(): (int(peak), float(last)) for name, peak, last in re.findall(
+        r"^(default|full jitter|windowed jitter)\s+(\d+)\s+[\d.]+s\s+([\d.]+)s\s+\d+$",
+        text, re.M)}
+    assert set(rows) == {"default", "full jitter", "windowed jitter"}, rows
+    assert rows["windowed jitter"][0] * 4 < rows["default"][0]
+    assert rows["windowed jitter"][1] < rows["default"][1] < rows["full jitter"][1]
 
 
 def test_chapter_05_loses_messages_at_most_once_and_none_with_catch_up():

@@ -61,14 +61,19 @@ def detection_bounds(interval):
 '''),
         "q4_heartbeat_monitor": ("q4_tests", '''
 async def heartbeat_monitor(ws, interval):
+    loop = asyncio.get_running_loop()
     ref = 0
     while True:
         await asyncio.sleep(interval)
         ref += 1
         await ws.send(json.dumps([None, str(ref), "phoenix", "heartbeat", {}]))
+        deadline = loop.time() + interval
         try:
-            async with asyncio.timeout(interval):
-                await ws.recv()  # any frame counts as a reply
+            while True:
+                async with asyncio.timeout(max(deadline - loop.time(), 0)):
+                    frame = json.loads(await ws.recv())
+                if frame[3] == "phx_reply":  # any reply, whatever its topic and ref
+                    break
         except TimeoutError:
             return
 '''),
@@ -271,6 +276,22 @@ class FreshParams:
 }
 
 
+# Taking *any* frame for the heartbeat reply is caught while practising, not at grading.
+ANY_FRAME_MONITOR = '''
+async def heartbeat_monitor(ws, interval):
+    ref = 0
+    while True:
+        await asyncio.sleep(interval)
+        ref += 1
+        await ws.send(json.dumps([None, str(ref), "phoenix", "heartbeat", {}]))
+        try:
+            async with asyncio.timeout(interval):
+                await ws.recv()  # any frame counts as a reply
+        except TimeoutError:
+            return
+'''
+
+
 def cell_by_id(nb: dict, grade_id: str) -> dict:
     """The cell with that nbgrader grade_id."""
     for cell in nb["cells"]:
@@ -329,3 +350,13 @@ def test_hidden_tests_catch_every_mistake(assignment, tmp_path):
     # Each caught mistake is named by an assertion message, not a bare KeyError or assert.
     for test, last_line in failed.items():
         assert re.match(r"AssertionError: \S.{20,}", last_line), (test, last_line)
+
+
+def test_a_monitor_that_takes_any_frame_for_the_reply_fails_a_visible_check(tmp_path):
+    """ex02 Q4: in the released exercise (visible checks only) a monitor that treats any frame
+    as the heartbeat reply fails, and the message says that is what it did."""
+    path = with_answers("exercises", "02_unreliable_connections",
+                        {"q4_heartbeat_monitor": ANY_FRAME_MONITOR}, tmp_path)
+    failed = failing_tests(path, path)
+    assert set(failed) == {"q4_tests"}, failed
+    assert "it took another frame for the heartbeat reply" in failed["q4_tests"]

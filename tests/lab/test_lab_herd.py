@@ -80,3 +80,56 @@ def test_attempts_while_down_are_counted_separately():
     result = simulate_herd(10, 1.0, protocol.reconnect_after)
     assert sum(result.per_bucket(0.1, what="attempts")) == 70
     assert sum(result.per_bucket(0.1)) == 10
+
+
+def test_plot_herds_draws_connects_per_bucket_on_one_linear_axis():
+    """plot_herds: one panel per run, bars = connects per bucket, linear y shared by all, so
+    200 next to 11 reads as the 18x it is (a log axis hid it)."""
+    from mini_server.lab.herd import plot_herds
+
+    plain = simulate_herd(200, 3.0, protocol.reconnect_after)
+    jittered = simulate_herd(200, 3.0, full_jitter(protocol.reconnect_after, seed=1))
+    fig = plot_herds([("default", plain), ("jitter", jittered)], 0.1)
+    axes = fig.axes
+    assert len(axes) == 2
+    until = max(plain.attempts[-1], jittered.attempts[-1])
+    for ax, result in zip(axes, (plain, jittered), strict=True):
+        assert ax.get_yscale() == "linear"
+        heights = [patch.get_height() for patch in ax.patches]
+        assert heights == result.per_bucket(0.1, until)
+        assert f"at most {result.peak(0.1)} connects" in ax.get_title()
+    assert axes[0].get_ylim() == axes[1].get_ylim()
+    with pytest.raises(ValueError, match="nothing to plot"):
+        plot_herds([])
+
+
+def test_windowed_jitter_caps_every_step_and_adds_one_phase_on_the_first_try():
+    """windowed_jitter: try 1 waits schedule(1) plus up to a window; later tries wait exactly
+    min(schedule, window)."""
+    from mini_server.lab.herd import windowed_jitter
+
+    schedule = windowed_jitter(protocol.reconnect_after, 1.0, seed=2)
+    firsts = [schedule(1) for _ in range(200)]
+    assert all(0.01 <= d <= 1.01 for d in firsts)
+    assert max(firsts) - min(firsts) > 0.8, "the first wait should spread over the window"
+    assert [schedule(n) for n in range(2, 13)] == [
+        min(protocol.reconnect_after(n), 1.0) for n in range(2, 13)]
+    with pytest.raises(ValueError):
+        windowed_jitter(protocol.reconnect_after, 0)
+
+
+def test_windowed_jitter_gets_a_low_peak_and_a_quick_all_back_on_the_same_herd():
+    """200 clients, 3 s down, a 1 s window (a server accepting 200 connects/s): the peak is
+    several times below the default's 200 and every client is back within the window, sooner
+    than with the default schedule (4.26 s) or full jitter (7.9 s)."""
+    from mini_server.lab.herd import accept_window, windowed_jitter
+
+    window = accept_window(200, 200)
+    assert window == 1.0
+    plain = simulate_herd(200, 3.0, protocol.reconnect_after)
+    full = simulate_herd(200, 3.0, full_jitter(protocol.reconnect_after, seed=1))
+    windowed = simulate_herd(200, 3.0, windowed_jitter(protocol.reconnect_after, window, seed=1))
+    assert windowed.peak(0.1) * 4 < plain.peak(0.1)
+    assert windowed.last_reconnect <= 3.0 + window
+    assert windowed.last_reconnect < plain.last_reconnect < full.last_reconnect
+    assert len(windowed.reconnected) == 200
