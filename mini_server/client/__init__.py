@@ -4,7 +4,8 @@
 (channel.py) joins a topic and rejoins it after every reconnect with a new join_ref;
 ``Push`` (push.py) is one message awaiting its reply; ``NaiveSocket`` (naive.py) is the
 deliberately wrong client chapter 03 takes apart; ``LastSeen`` and ``push_until_acked``
-(delivery.py) are catch-up and at-least-once, chapter 05.  Every step is on the event stream
+(delivery.py) are catch-up and at-least-once, chapter 05; ``NewestToken`` (tokens.py)
+rejoins with the newest token a server pushed, chapter 07.  Every step is on the event stream
 (``socket.on_event``), see events.py.
 """
 
@@ -17,11 +18,12 @@ from .push import Push, PushTimeout, Reply
 from .socket import Socket
 from .states import TRANSITIONS, ChannelState, IllegalTransition, draw
 from .timer import Timer
+from .tokens import NewestToken
 from .transport import WebSocketTransport, endpoint_url
 
 __all__ = [
     "PREFIXES", "TRANSITIONS", "Acked", "Channel", "ChannelState", "ClientEvent", "EventLog",
-    "IllegalTransition", "LastSeen",
-    "NaiveSocket", "Push", "PushTimeout", "Reply", "Socket", "Timer", "WebSocketTransport",
+    "IllegalTransition", "LastSeen", "NaiveSocket", "NewestToken",
+    "Push", "PushTimeout", "Reply", "Socket", "Timer", "WebSocketTransport",
     "draw", "endpoint_url", "push_until_acked", "reconnect_after", "rejoin_after",
 ]

@@ -58,7 +58,7 @@ _spawned: weakref.WeakSet[ProcessServer] = weakref.WeakSet()  # for atexit, regi
 def _down(url: str) -> dict[str, Any]:
     """The snapshot of a server that is not running: nobody is connected."""
     return {"running": False, "url": url, "sockets": [], "topics": {},
-            "socket_count": 0, "channel_count": 0}
+            "socket_count": 0, "channel_count": 0, "timers": 0}
 
 
 class ServerHandle:

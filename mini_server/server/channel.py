@@ -25,9 +25,10 @@ stop reason otherwise; it is not called after a crash or a duplicate join.
 
 Rules a learner meets (Phoenix's): ``push``/``broadcast`` raise inside ``join`` because the
 client has no join reply yet, so call ``self.send_info(...)`` and push from ``handle_info``
-(it arrives after the join reply).  ``assigns`` is this channel's own copy of the socket's
-assigns.  A binary client push arrives as ``bytes``; a ``bytes`` payload in a reply, push or
-broadcast goes out as a V2 binary frame.
+(it arrives after the join reply).  ``send_after`` and ``send_interval`` queue a message
+for ``handle_info`` later; their timers end with the channel.  ``assigns`` is this channel's
+own copy of the socket's assigns.  A binary client push arrives as ``bytes``; a ``bytes``
+payload in a reply, push or broadcast goes out as a V2 binary frame.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from mini_server.protocol import Payload
 
 if TYPE_CHECKING:
-    from mini_server.server.channel_server import ChannelServer
+    from mini_server.server.channel_server import ChannelServer, ChannelTimer
 
 # --- results ------------------------------------------------------------------------
 
@@ -192,6 +193,18 @@ class Channel:
     def send_info(self, msg: Any) -> None:
         """Queue ``msg`` for this channel's ``handle_info`` (Phoenix: ``send(self(), msg)``)."""
         self._server.send_info(msg)
+
+    def send_after(self, delay: float, msg: Any) -> ChannelTimer:
+        """Queue ``msg`` for ``handle_info`` in ``delay`` s (``Process.send_after``)."""
+        return self._server.start_timer(delay, msg)
+
+    def send_interval(self, interval: float, msg: Any) -> ChannelTimer:
+        """Queue ``msg`` every ``interval`` s until cancelled (``:timer.send_interval``).
+
+        Like Erlang's interval timers it is linked to this channel: it stops when the
+        channel ends, however it ends, so a recurring push never outlives its channel.
+        """
+        return self._server.start_timer(interval, msg, interval)
 
 
 Routes = Mapping[str, type[Channel]]

@@ -30,6 +30,13 @@ without a reply, as in Phoenix, where it sat in the dead process's mailbox.
 
 Flow control: the mailbox is bounded (``mailbox.py``): a client that out-pushes its
 channel stalls on its own connection instead of growing server memory.
+
+Timers: ``send_after`` (Phoenix's ``Process.send_after``) and ``send_interval`` (Erlang's
+``:timer.send_interval``, which is linked to the process it sends to) deliver a message to
+``handle_info`` later.  Every :class:`ChannelTimer` belongs to one channel process and is
+cancelled when that process ends, whichever way it ends (stop, leave, closed connection,
+refused join, crash, kill), so a recurring push can never outlive its channel; the
+endpoint's ``snapshot()["timers"]`` counts the timers still scheduled.
 """
 
 from __future__ import annotations
@@ -69,6 +76,52 @@ JOIN_CRASHED_REPLY = {"reason": JOIN_CRASHED}
 SHUTDOWN_TIMEOUT = 5.0  # Phoenix.Channel's :shutdown option (ms 5000)
 
 
+class ChannelTimer:
+    """A message for ``handle_info`` later, once or every ``interval`` s; dies with its channel."""
+
+    def __init__(self, server: ChannelServer, delay: float, msg: Any,
+                 interval: float | None = None) -> None:
+        if delay < 0 or (interval is not None and interval <= 0):
+            raise ValueError(f"timer delay must be >= 0 and interval > 0, got {delay}, "
+                             f"{interval}")
+        self.server, self.msg, self.interval = server, msg, interval
+        self.fired = 0
+        loop = asyncio.get_running_loop()
+        self._due = loop.time() + delay
+        self._handle: asyncio.TimerHandle | None = loop.call_at(self._due, self._fire)
+        server.timers.add(self)
+        server.timer_registry.add(self)
+
+    def __repr__(self) -> str:
+        kind = "once" if self.interval is None else f"every {self.interval:g} s"
+        state = "active" if self.active else "cancelled"
+        return f"<ChannelTimer {self.server.topic} {self.msg!r} {kind} {state}>"
+
+    @property
+    def active(self) -> bool:
+        """True while the timer will still fire."""
+        return self._handle is not None
+
+    def cancel(self) -> None:
+        """Stop it (a no-op if it already fired once or was cancelled)."""
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        self.server.timers.discard(self)
+        self.server.timer_registry.discard(self)
+
+    def _fire(self) -> None:
+        self.fired += 1
+        if self.interval is None:
+            self._handle = None
+            self.server.timers.discard(self)
+            self.server.timer_registry.discard(self)
+        else:  # fixed rate, as :timer.send_interval: the next one is due from this due time
+            self._due += self.interval
+            self._handle = asyncio.get_running_loop().call_at(self._due, self._fire)
+        self.server.send_info(self.msg)
+
+
 class ChannelServer:
     """Runs one Channel instance in its own task."""
 
@@ -92,6 +145,10 @@ class ChannelServer:
         self.task: asyncio.Task[None] | None = None
         self._sub: Subscription | None = None
         self._ref: Any = None
+        self.timers: set[ChannelTimer] = set()
+        # the endpoint's set of every live timer, so snapshot() can show one that leaked
+        self.timer_registry: set[ChannelTimer] = getattr(transport.endpoint, "channel_timers",
+                                                         set())
 
     @property
     def state(self) -> ChannelProcessState:
@@ -122,6 +179,7 @@ class ChannelServer:
                           ChannelProcessState.STOPPING):
             self.lifecycle.fire("kill")
         self._unsubscribe()
+        self.cancel_timers()
         if self.task is not None and not self.task.done():
             self.task.cancel()
 
@@ -177,6 +235,17 @@ class ChannelServer:
         if not self.mailbox.closed and not self.mailbox.put_nowait(("info", msg)):
             log.error("! %s: mailbox full, dropped info %r", self.topic, msg)
 
+    def start_timer(self, delay: float, msg: Any, interval: float | None = None) -> ChannelTimer:
+        """A timer that queues ``msg`` for ``handle_info``; cancelled when the channel ends."""
+        if self.state not in (ChannelProcessState.JOINING, ChannelProcessState.JOINED):
+            raise RuntimeError(f"timer after the channel {self.topic} stopped ({self.state})")
+        return ChannelTimer(self, delay, msg, interval)
+
+    def cancel_timers(self) -> None:
+        """Cancel every timer of this channel (it is ending)."""
+        for timer in list(self.timers):
+            timer.cancel()
+
     def deliver_out(self, message: Broadcast) -> None:
         """PubSub hands intercepted broadcasts here, for ``handle_out``."""
         if not self.mailbox.closed and not self.mailbox.put_nowait(("out", message)):
@@ -185,19 +254,22 @@ class ChannelServer:
     # --- the task ---------------------------------------------------------------------------
 
     async def _run(self, msg: Message, outcome: asyncio.Future[bool]) -> None:
-        joined = False
         try:
-            joined = await self._join(msg)
-        finally:
-            if not outcome.done():
-                outcome.set_result(joined)
-        if joined:
+            joined = False
             try:
-                await self._serve()
-            except Exception:  # a bug in this module: surface it, never lose it silently
-                log.exception("! %s: channel task failed", self.topic)
-                if self.state is ChannelProcessState.JOINED:
-                    self._crash()
+                joined = await self._join(msg)
+            finally:
+                if not outcome.done():
+                    outcome.set_result(joined)
+            if joined:
+                try:
+                    await self._serve()
+                except Exception:  # a bug in this module: surface it, never lose it silently
+                    log.exception("! %s: channel task failed", self.topic)
+                    if self.state is ChannelProcessState.JOINED:
+                        self._crash()
+        finally:  # however the process ends, its timers end with it (they are linked)
+            self.cancel_timers()
 
     async def _join(self, msg: Message) -> bool:
         try:
@@ -305,6 +377,7 @@ class ChannelServer:
         self.transport.channel_stopped(self, "crash", crashed=True)
 
     def _unsubscribe(self) -> None:
+        self.cancel_timers()  # nothing may be queued for a mailbox that is closing
         if len(self.mailbox):
             log.info("x %s: %d queued messages dropped with the channel (no reply, as in "
                      "Phoenix)", self.topic, len(self.mailbox))

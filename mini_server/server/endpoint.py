@@ -58,7 +58,8 @@ also websockets' closing handshake), ``drain_timeout`` for ``stop()`` as a whole
 ``stop`` and ``kill`` are idempotent.  ``snapshot()`` walks the live tables (no I/O, no
 copies of queues) so a panel can poll it ten times a second; params whose key is in
 ``secret_params`` read ``"[redacted]"``; each socket shows its ``outgoing`` frames and
-bytes, next to the endpoint's ``max_outgoing_bytes``; ``pubsub`` is the adapter's view
+bytes, next to the endpoint's ``max_outgoing_bytes``; ``timers`` counts the channels'
+``send_after``/``send_interval`` timers still scheduled; ``pubsub`` is the adapter's view
 (``{"adapter": "local"}`` on one node; node name, connection and counters with Valkey).
 """
 
@@ -169,6 +170,7 @@ class Endpoint:
         self._own_pubsub = pubsub is None
         self.pubsub = pubsub or PubSub()
         self.transports: set[Transport] = set()
+        self.channel_timers: set[Any] = set()  # every channel's live send_after/send_interval
         self.lifecycle = Lifecycle(EndpointState.STOPPED, ENDPOINT_TRANSITIONS, "endpoint")
         self._server: Server | None = None
         self._port_hold: socket.socket | None = None
@@ -323,6 +325,7 @@ class Endpoint:
                 "max_outgoing_bytes": self.max_outgoing_bytes,
                 "topics": topics, "socket_count": len(sockets),
                 "channel_count": sum(topics.values()),
+                "timers": len(self.channel_timers),
                 "pubsub": self.pubsub.describe()}
 
     def _redact(self, params: Any) -> Any:

@@ -14,7 +14,8 @@ from notebook_runner import CHAPTERS
 CORE = ["00_start_here", "01_sockets_and_channels", "02_unreliable_connections",
         "03_channel_subscriptions", "04_reconnecting_well"]
 # the core and the chapters written after it
-WRITTEN = [*CORE, "05_keeping_data_alive", "06_channels_in_a_cluster"]
+WRITTEN = [*CORE, "05_keeping_data_alive", "06_channels_in_a_cluster",
+           "07_customizing_channels"]
 LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)|(?:href|src)=\"([^\"]+)\"")
 
 
@@ -131,3 +132,20 @@ def test_readme_course_map_links_every_core_chapter():
     course_map = section(readme.split("\n"), "Course map")
     for name in CORE:
         assert f"(chapters/{name}.ipynb)" in course_map, f"course map lacks {name}"
+
+
+def test_chapter_01_links_chapter_07_where_it_points_at_it():
+    """ch01's pointer to server pushes (chapter 07) is a link now that the chapter exists."""
+    text = "\n".join(markdown("01_sockets_and_channels"))
+    assert "chapter 07" not in text.replace("[chapter 07](07_customizing_channels.ipynb)", "")
+    assert "[chapter 07](07_customizing_channels.ipynb)" in text
+
+
+def test_chapter_07_has_a_predict_then_run_challenge_per_ten_minutes_of_teaching():
+    """Each '**Predict, then run.**' cell hides its answer in a collapsed <details>."""
+    cells = markdown("07_customizing_channels")
+    minutes = int(re.search(r"\*\*Time\*\*: (\d+) min teaching", cells[0])[1])
+    challenges = [c for c in cells if c.startswith("**Predict, then run.**")]
+    assert len(challenges) * 10 >= minutes, f"{len(challenges)} challenges for {minutes} min"
+    assert all("<details><summary>Answer</summary>" in c and c.rstrip().endswith("</details>")
+               for c in challenges)

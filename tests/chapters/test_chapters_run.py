@@ -15,7 +15,8 @@ pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"),
 CORE = ["00_start_here", "01_sockets_and_channels", "02_unreliable_connections",
         "03_channel_subscriptions", "04_reconnecting_well"]
 # the core and the chapters written after it
-WRITTEN = [*CORE, "05_keeping_data_alive", "06_channels_in_a_cluster"]
+WRITTEN = [*CORE, "05_keeping_data_alive", "06_channels_in_a_cluster",
+           "07_customizing_channels"]
 
 _runs: dict[str, ChapterRun | BaseException] = {}
 
@@ -128,3 +129,42 @@ def test_chapter_06_crosses_nodes_loses_in_the_partition_and_repairs_the_gap():
     assert re.search(r"^after the repair x is missing: none; received (\d+) distinct of \1 stored$",
                      text, re.M)
     assert "still running: nothing | Valkey running: False | database folder left: False" in text
+
+
+def test_chapter_07_pushes_tokens_after_the_join_reply_and_rejoins_with_the_newest():
+    """Chapter 07: reply, then new_token 1 2 3; the params function rejoins, the dict is expired."""
+    text = executed("07_customizing_channels").text()
+    pushes = re.findall(r"^  received \['(\d+)', (\S+), '(\w+)', n=(\S+)\]$", text, re.M)
+    assert [(event, n) for _, _, event, n in pushes] == [
+        ("phx_reply", "-"), ("new_token", "1"), ("new_token", "2"), ("new_token", "3")], pushes
+    assert all(ref == "None" for _, ref, event, _ in pushes if event == "new_token"), pushes
+    assert "token:ann: rejoin answered ok {'user_id': 'ann'}; now joined" in text
+    assert "token:bob: rejoin answered error {'reason': 'expired'}; now errored" in text
+    assert "ann's params function was called 2 times" in text
+
+
+def test_chapter_07_stops_the_timer_and_keeps_assigns_per_channel():
+    """Chapter 07: no timer after the leave; each channel its own user; counts restart."""
+    text = executed("07_customizing_channels").text()
+    assert "timers after the leave: 0 | tokens pushed since: 0" in text
+    before = dict(re.findall(r"^before: token:(\w+) \{'pushed': (\d+), 'user_id': '\1'\}$",
+                             text, re.M))
+    assert set(before) == {"cara", "dan"} and int(before["cara"]) > int(before["dan"]), before
+    after = re.findall(r"^after:  token:(\w+) \{'pushed': 1, 'user_id': '\1'\}$", text, re.M)
+    assert after == ["cara", "dan"], "after the restart both counts start again from 1"
+    assert "still running: nothing | timers left: 0" in text
+
+
+def test_chapter_07_dedupes_per_subscriber_and_measures_intercept():
+    """Chapter 07: the patient subscriber gets 1 2 3 4 once; the quick one more, unique per
+    flush; intercepted pushes carry a join_ref, fastlane ones null; the ratio is printed."""
+    text = executed("07_customizing_channels").text()
+    assert re.search(r"^patient  saw 4 pushes: 1 2 3 4$", text, re.M)
+    quick = re.search(r"^quick    saw (\d+) pushes: (.+)$", text, re.M)
+    assert quick and int(quick[1]) > 4, quick
+    flushes = [batch.split() for batch in quick[2].split(" | ")]
+    assert all(len(set(batch)) == len(batch) for batch in flushes), flushes
+    assert re.search(r'^intercepted: \["\d+",null,"dedupe:numbers","number"', text, re.M)
+    assert re.search(r'^fastlane: +\[null,null,"room:wire","new_msg"', text, re.M)
+    ratio = re.search(r"^ratio intercept/fastlane time: (\d+\.\d+)$", text, re.M)
+    assert ratio and float(ratio[1]) > 0

@@ -236,8 +236,9 @@ async def test_snapshot_lists_sockets_channels_and_redacts_secrets(make_server, 
     await other.join("echo:1", "1")
     snap = server.snapshot()
     assert set(snap) == {"running", "url", "sockets", "topics", "socket_count", "channel_count",
-                         "max_outgoing_bytes", "pubsub"}
+                         "max_outgoing_bytes", "timers", "pubsub"}
     assert snap["pubsub"] == {"adapter": "local"}
+    assert snap["timers"] == 0  # echo channels start no send_after/send_interval
     assert snap["max_outgoing_bytes"] == server.max_outgoing_bytes
     assert (snap["running"], snap["url"]) == (True, server.url)
     assert (snap["socket_count"], snap["channel_count"]) == (2, 3)
