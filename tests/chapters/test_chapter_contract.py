@@ -15,7 +15,7 @@ CORE = ["00_start_here", "01_sockets_and_channels", "02_unreliable_connections",
         "03_channel_subscriptions", "04_reconnecting_well"]
 # the core and the chapters written after it
 WRITTEN = [*CORE, "05_keeping_data_alive", "06_channels_in_a_cluster",
-           "07_customizing_channels"]
+           "07_customizing_channels", "08_testing_channels"]
 LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)|(?:href|src)=\"([^\"]+)\"")
 
 
@@ -149,3 +149,17 @@ def test_chapter_07_has_a_predict_then_run_challenge_per_ten_minutes_of_teaching
     assert len(challenges) * 10 >= minutes, f"{len(challenges)} challenges for {minutes} min"
     assert all("<details><summary>Answer</summary>" in c and c.rstrip().endswith("</details>")
                for c in challenges)
+
+
+def test_chapter_08_has_a_predict_then_run_challenge_per_ten_minutes_of_teaching():
+    """Each '**Predict, then run.**' cell sits before the code cell that answers it, its answer
+    collapsed in <details>."""
+    cells = load("08_testing_channels").cells
+    minutes = int(re.search(r"\*\*Time\*\*: (\d+) min teaching", cells[0].source)[1])
+    found = [i for i, c in enumerate(cells)
+             if c.cell_type == "markdown" and c.source.startswith("**Predict, then run.**")]
+    assert len(found) * 10 >= minutes, f"{len(found)} challenges for {minutes} min"
+    for i in found:
+        assert re.search(r"<details><summary>Answer[^<]*</summary>\n\n.+\n\n</details>$",
+                         cells[i].source, re.S), f"cell {i}: collapse the answer in <details>"
+        assert cells[i + 1].cell_type == "code", f"cell {i}: no code cell answers it"
