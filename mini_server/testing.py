@@ -29,6 +29,8 @@ cell that wrote to stderr zero), and an un-awaited coroutine becomes a hint.  Te
 
 :func:`run_with_fake_clock` is :func:`run_async` on a fake-clock loop
 (:mod:`mini_server.fake_clock`): timers fire at their exact virtual time, at once.
+:func:`failure_of` runs a learner's *test* that way and says whether (and how) it failed:
+exercise 08 grades a test by running it on the right channel and on broken ones.
 
 The other helpers are small: :func:`quiet_logs` keeps server warnings out of stderr
 (nbgrader scores a test cell that wrote to stderr zero), :func:`wait_until` polls a
@@ -71,9 +73,23 @@ from mini_server.protocol import (
     V2JSONSerializer,
 )
 
-__all__ = ["ANY", "JoinResult", "LearnerTimeout", "RawClient", "Tampered", "connect", "guard",
-           "quiet_logs", "reference_encode_frame", "reference_join_frame", "run_async",
-           "run_with_fake_clock", "using", "wait_until"]
+__all__ = [
+    "ANY",
+    "JoinResult",
+    "LearnerTimeout",
+    "RawClient",
+    "Tampered",
+    "connect",
+    "failure_of",
+    "guard",
+    "quiet_logs",
+    "reference_encode_frame",
+    "reference_join_frame",
+    "run_async",
+    "run_with_fake_clock",
+    "using",
+    "wait_until",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -160,6 +176,24 @@ def run_with_fake_clock(target: Awaitable[Any] | Callable[..., Any], *args: Any,
     grading_guard.guard_objects()
     with grading_guard.captured():
         return _run_async(target, args, kwargs, timeout, VirtualClockLoop)
+
+
+def failure_of(test: Callable[..., Any], *args: Any, timeout: float = 10.0,
+               **kwargs: Any) -> str | None:
+    """Run a learner's test function on the fake clock: None if it passed, else its failure.
+
+    A test is good when it passes on the right code and fails on broken code, so graders run
+    it against both.  Any exception counts as a failure (as in pytest) and is described as
+    ``Type: message``; running out of ``timeout`` real seconds is not a failure of the code
+    under test but of the test, so LearnerTimeout propagates and costs the question.
+    """
+    try:
+        run_with_fake_clock(test, *args, timeout=timeout, **kwargs)
+    except LearnerTimeout:
+        raise
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None
 
 
 def _run_async(target: Awaitable[Any] | Callable[..., Any], args: tuple, kwargs: dict,
@@ -363,4 +397,4 @@ class RawClient:
 # What test cells import from here; guard() fails a check if any of them is swapped out.
 grading_guard.protect(sys.modules[__name__], "run_async", "guard", "using", "wait_until",
                       "RawClient", "reference_encode_frame", "reference_join_frame",
-                      "run_with_fake_clock", "connect", "ANY")
+                      "run_with_fake_clock", "failure_of")

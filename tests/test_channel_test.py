@@ -17,7 +17,7 @@ from mini_server.channel_test import ANY, ChannelSocket, InProcessSocket, connec
 from mini_server.fake_clock import advance, now, run_virtual
 from mini_server.server import Channel, Endpoint, error, noreply, ok, reply
 from mini_server.server.demo import DEMO_ROUTES, reference_connect, reference_socket_id
-from mini_server.testing import LearnerTimeout, run_with_fake_clock, wait_until
+from mini_server.testing import LearnerTimeout, failure_of, run_with_fake_clock, wait_until
 
 
 class Probe(Channel):
@@ -403,3 +403,19 @@ async def test_over_a_socket_close_ends_the_channels_on_the_server():
         await chan.close()
         await wait_until(lambda: server.snapshot()["channel_count"] == 0, 3.0,
                          "the server still holds the channel after the socket closed")
+
+
+def test_failure_of_says_how_a_learner_test_failed_or_none():
+    """A passing test gives None; a failing one its exception; a stuck one LearnerTimeout."""
+    async def passes(chan_topic: str) -> None:
+        async with await connect(Endpoint()) as sock:
+            assert (await sock.join(chan_topic)).status == "ok"
+
+    async def stuck() -> None:
+        while True:  # noqa: ASYNC110 - the endless loop is the point
+            await asyncio.sleep(1)
+
+    assert failure_of(passes, "room:1") is None
+    assert failure_of(passes, "nope:1").startswith("AssertionError")
+    with pytest.raises(LearnerTimeout):
+        failure_of(stuck, timeout=0.5)
