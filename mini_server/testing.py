@@ -27,12 +27,19 @@ cell that wrote to stderr zero), and an un-awaited coroutine becomes a hint.  Te
 :func:`guard` first; it and the reference frames for graded-on-its-own questions live in
 :mod:`mini_server.grading_guard` and here.
 
+:func:`run_with_fake_clock` is :func:`run_async` on a fake-clock loop
+(:mod:`mini_server.fake_clock`): timers fire at their exact virtual time, at once.
+:func:`failure_of` runs a learner's *test* that way and says whether (and how) it failed:
+exercise 08 grades a test by running it on the right channel and on broken ones.
+
 The other helpers are small: :func:`quiet_logs` keeps server warnings out of stderr
 (nbgrader scores a test cell that wrote to stderr zero), :func:`wait_until` polls a
 condition (a server snapshot) with a deadline, and :class:`RawClient` speaks V2 frames over
 a plain websocket, ChannelTest style (``join``, ``push``, ``assert_reply``, ``assert_push``,
-``assert_broadcast``).  Servers and the chaos proxy need no helper: ``async with Endpoint()``
-and ``async with ChaosProxy(server)`` both clean up after themselves.
+``assert_broadcast``), reading them into the same :class:`~mini_server.channel_test.Inbox`
+as the ChannelTest helpers, which are re-exported here (``connect``, ``ANY``; see
+:mod:`mini_server.channel_test`).  Servers and the chaos proxy need no helper:
+``async with Endpoint()`` and ``async with ChaosProxy(server)`` both clean up after themselves.
 """
 
 from __future__ import annotations
@@ -48,10 +55,15 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import urlencode
 
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import ClientConnection
+from websockets.asyncio.client import connect as ws_connect
+from websockets.exceptions import ConnectionClosed
 
 from mini_server import grading_guard
+from mini_server.channel_test import ANY, Closed, Inbox, Item, JoinResult, connect
+from mini_server.fake_clock import VirtualClockLoop
 from mini_server.grading_guard import Tampered, guard, using
 from mini_server.protocol import (
     DEFAULT_VSN,
@@ -61,9 +73,23 @@ from mini_server.protocol import (
     V2JSONSerializer,
 )
 
-__all__ = ["LearnerTimeout", "RawClient", "Tampered", "guard", "quiet_logs",
-           "reference_encode_frame", "reference_join_frame", "run_async", "using",
-           "wait_until"]
+__all__ = [
+    "ANY",
+    "JoinResult",
+    "LearnerTimeout",
+    "RawClient",
+    "Tampered",
+    "connect",
+    "failure_of",
+    "guard",
+    "quiet_logs",
+    "reference_encode_frame",
+    "reference_join_frame",
+    "run_async",
+    "run_with_fake_clock",
+    "using",
+    "wait_until",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -140,10 +166,42 @@ def run_async(target: Awaitable[Any] | Callable[..., Any], *args: Any,
         return _run_async(target, args, kwargs, timeout)
 
 
+def run_with_fake_clock(target: Awaitable[Any] | Callable[..., Any], *args: Any,
+                        timeout: float = 10.0, **kwargs: Any) -> Any:
+    """:func:`run_async` on a fake clock: virtual time, each timer exactly on time, no waiting.
+
+    ``timeout`` is real seconds, as for run_async; inside, ``fake_clock.advance(s)`` and every
+    sleep or timeout take no real time.  For code without sockets (ChannelTest in process).
+    """
+    grading_guard.guard_objects()
+    with grading_guard.captured():
+        return _run_async(target, args, kwargs, timeout, VirtualClockLoop)
+
+
+def failure_of(test: Callable[..., Any], *args: Any, timeout: float = 10.0,
+               **kwargs: Any) -> str | None:
+    """Run a learner's test function on the fake clock: None if it passed, else its failure.
+
+    A test is good when it passes on the right code and fails on broken code, so graders run
+    it against both.  Any exception counts as a failure (as in pytest) and is described as
+    ``Type: message``; running out of ``timeout`` real seconds is not a failure of the code
+    under test but of the test, so LearnerTimeout propagates and costs the question.
+    """
+    try:
+        run_with_fake_clock(test, *args, timeout=timeout, **kwargs)
+    except LearnerTimeout:
+        raise
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
 def _run_async(target: Awaitable[Any] | Callable[..., Any], args: tuple, kwargs: dict,
-               timeout: float) -> Any:
+               timeout: float,
+               loop_factory: Callable[[], asyncio.AbstractEventLoop] = asyncio.new_event_loop,
+               ) -> Any:
     outcome: concurrent.futures.Future[Any] = concurrent.futures.Future()
-    loop = asyncio.new_event_loop()
+    loop = loop_factory()
     task_box: list[asyncio.Task[Any]] = []
     started = threading.Event()
 
@@ -246,14 +304,18 @@ class RawClient:
     def __init__(self, ws: ClientConnection) -> None:
         self.ws = ws
         self.ref = 0
-        self.seen: list[Message] = []
-        self._unread: list[Message] = []
+        self.inbox = Inbox(pull=self._recv)
+
+    @property
+    def seen(self) -> list[Item]:
+        """Every frame read so far, decoded, in arrival order."""
+        return self.inbox.seen
 
     @classmethod
     async def connect(cls, url: str, params: dict[str, str] | None = None) -> RawClient:
         """Open ``url`` + /websocket with ``params`` and vsn 2.0.0."""
-        query = "&".join(f"{k}={v}" for k, v in {**(params or {}), "vsn": DEFAULT_VSN}.items())
-        return cls(await connect(f"{url}/websocket?{query}", close_timeout=0.5))
+        query = urlencode({**(params or {}), "vsn": DEFAULT_VSN})
+        return cls(await ws_connect(f"{url}/websocket?{query}", close_timeout=0.5))
 
     async def close(self) -> None:
         """Close the websocket."""
@@ -269,6 +331,13 @@ class RawClient:
         """The next ref, as a string."""
         self.ref += 1
         return str(self.ref)
+
+    async def _recv(self) -> Item:
+        try:
+            raw = await self.ws.recv()
+        except ConnectionClosed:
+            return Closed(self.ws.close_code)
+        return self.serializer.decode_client(raw)
 
     async def send(self, join_ref: str | None, ref: str | None, topic: str, event: str,
                    payload: Any = None) -> None:
@@ -293,26 +362,12 @@ class RawClient:
     async def expect(self, predicate: Callable[[Message], bool], what: str,
                      timeout: float = 3.0) -> Message:  # noqa: ASYNC109
         """The first frame (unread ones first) matching ``predicate``, within ``timeout``."""
-        for message in self._unread:
-            if predicate(message):
-                self._unread.remove(message)
-                return message
-        deadline = time.monotonic() + timeout
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise AssertionError(f"expected {what} within {timeout:g} s; "
-                                     f"frames seen: {self.seen[-5:]}")
-            try:
-                async with asyncio.timeout(remaining):
-                    raw = await self.ws.recv()
-            except TimeoutError:
-                continue
-            message = self.serializer.decode_client(raw)
-            self.seen.append(message)
-            if predicate(message):
-                return message
-            self._unread.append(message)
+        found = await self.inbox.take(lambda m: isinstance(m, Message) and predicate(m),
+                                      timeout)
+        if found is None:
+            raise AssertionError(f"expected {what} within {timeout:g} s; arrived instead: "
+                                 f"{self.inbox.unread_text()}")
+        return found  # type: ignore[return-value]
 
     async def assert_reply(self, ref: str, status: str,
                            timeout: float = 3.0) -> Any:  # noqa: ASYNC109
@@ -341,4 +396,5 @@ class RawClient:
 
 # What test cells import from here; guard() fails a check if any of them is swapped out.
 grading_guard.protect(sys.modules[__name__], "run_async", "guard", "using", "wait_until",
-                      "RawClient", "reference_encode_frame", "reference_join_frame")
+                      "RawClient", "reference_encode_frame", "reference_join_frame",
+                      "run_with_fake_clock", "failure_of")

@@ -378,6 +378,24 @@ class Endpoint:
         except ProtocolError as exc:
             log.warning("! refused: %s", exc)
             return handshake.forbidden()
+        accepted = await self.authorize(params, connect_info)
+        if accepted is None:
+            return handshake.forbidden()
+        assigns, socket_id = accepted
+        problem = handshake.upgrade_problem(request)
+        if problem is not None:
+            log.warning("! not a WebSocket upgrade: %s", problem)
+            return handshake.bad_request(problem)
+        conn.phx_handshake = (serializer, params, assigns, socket_id)  # type: ignore[attr-defined]
+        return None
+
+    async def authorize(self, params: dict[str, Any], connect_info: dict[str, Any]
+                        ) -> tuple[dict[str, Any], str | None] | None:
+        """Run the ``connect`` and ``socket_id`` hooks: (assigns, socket id), or None if refused.
+
+        A refusal is logged here (params redacted), whoever asked: the handshake, which then
+        answers 403, or ``mini_server.channel_test.connect`` (Phoenix.ChannelTest's connect).
+        """
         assigns: dict[str, Any] = {}
         if self.connect_hook is not None:
             result = self.connect_hook(params, connect_info)
@@ -385,18 +403,13 @@ class Endpoint:
                 result = await result
             if result is None or result is False:
                 log.warning("! connect refused for params %r", self._redact(params))
-                return handshake.forbidden()
+                return None
             assigns = {} if result is True else dict(result)
         socket_id = self.socket_id_hook(assigns) if self.socket_id_hook else None
         if socket_id is not None and not isinstance(socket_id, str):
             log.error("! socket_id must return a string or None, got %r", socket_id)
-            return handshake.forbidden()
-        problem = handshake.upgrade_problem(request)
-        if problem is not None:
-            log.warning("! not a WebSocket upgrade: %s", problem)
-            return handshake.bad_request(problem)
-        conn.phx_handshake = (serializer, params, assigns, socket_id)  # type: ignore[attr-defined]
-        return None
+            return None
+        return assigns, socket_id
 
     def _select_subprotocol(self, conn: ServerConnection, offered: Any) -> Any:
         # Phoenix answers "phoenix" only with auth_token: true (phoenix.js needs the echo);

@@ -103,7 +103,7 @@ from mini_server.protocol import (
 )
 from mini_server.server import routing
 from mini_server.server.bad_frames import answer, short
-from mini_server.server.channel import is_normal_stop, match_route
+from mini_server.server.channel import Channel, is_normal_stop, match_route
 from mini_server.server.channel_server import ChannelServer
 from mini_server.server.log_lines import server_logger
 from mini_server.server.pubsub import Subscription
@@ -364,9 +364,20 @@ class Transport:
                       short(raw, 80), result.why, result.code)
             self.close(result.code, result.why)
             return
-        action = routing.route(msg, self.channels,
-                               lambda topic: match_route(self.endpoint.routes, topic),
-                               self.endpoint.max_channels)
+        await self.receive_message(msg)
+
+    async def receive_message(self, msg: Message, channel: type[Channel] | None = None) -> None:
+        """Route one decoded message (PROTOCOL.md section 3) and carry the decision out.
+
+        The reader calls it for every frame; ``mini_server.channel_test`` calls it without a
+        websocket, as Phoenix.ChannelTest drives a channel without one.  ``channel`` joins
+        that class instead of the one the routes name (ChannelTest's ``join/4``).
+        """
+        routes = self.endpoint.routes
+        action = routing.route(
+            msg, self.channels,
+            lambda topic: channel if channel is not None else match_route(routes, topic),
+            self.endpoint.max_channels)
         await self._carry_out(action, msg)
 
     async def _carry_out(self, action: routing.Action, msg: Message) -> None:

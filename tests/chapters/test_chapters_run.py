@@ -16,7 +16,7 @@ CORE = ["00_start_here", "01_sockets_and_channels", "02_unreliable_connections",
         "03_channel_subscriptions", "04_reconnecting_well"]
 # the core and the chapters written after it
 WRITTEN = [*CORE, "05_keeping_data_alive", "06_channels_in_a_cluster",
-           "07_customizing_channels"]
+           "07_customizing_channels", "08_testing_channels"]
 
 _runs: dict[str, ChapterRun | BaseException] = {}
 
@@ -192,3 +192,40 @@ def test_chapter_07_dedupes_per_subscriber_and_measures_intercept():
     assert re.search(r'^fastlane: +\[null,null,"room:wire","new_msg"', text, re.M)
     ratio = re.search(r"^ratio intercept/fastlane time: (\d+\.\d+)$", text, re.M)
     assert ratio and float(ratio[1]) > 0
+
+
+def test_chapter_08_helpers_name_what_arrived_and_auth_refuses_all_but_the_valid_token():
+    """Chapter 08: the failing assert_reply names the reply that came; only the valid token
+    connects and every refusal is logged with its reason; the wildcard rules hold."""
+    text = executed("08_testing_channels").text()
+    assert re.search(r"^AssertionError: expected a reply to ref \d+ 'ok' \{'n': 2\} on "
+                     r"room:lobby within 0\.1 s; arrived instead: reply to ref \d+ 'ok' "
+                     r"\{\"n\": 1\}", text, re.M)
+    verdicts = dict(re.findall(r"^(valid token|wrong salt|expired|missing|nonsense) +-> (\w+)",
+                               text, re.M))
+    assert verdicts == {"valid token": "accepted", "wrong salt": "refused", "expired": "refused",
+                        "missing": "refused", "nonsense": "refused"}, verdicts
+    reasons = re.findall(r"^server log: ! connect refused: (\w+)", text, re.M)
+    assert reasons == ["invalid", "expired", "missing", "invalid"], reasons
+    joins = dict(re.findall(r"^(wild\S*) +-> (\w+)", text, re.M))
+    assert joins == {"wild:1:2": "ok", "wild:20:40": "ok", "wild:1:3": "error",
+                     "wild:2:4:8": "error", "wild:2": "error", "wild:a:b": "error",
+                     "wildcard": "error"}, joins
+    assert "crashing join: JoinResult(status='error', reply={'reason': 'join crashed'}" in text
+    assert "after a crash in handle_in: {'reason': 'channel_crash'}" in text
+
+
+def test_chapter_08_controls_time_and_survives_two_outages():
+    """Chapter 08: the dedupe window on the fake clock (3 1 2 at exactly 1 s, in far less real
+    time), the hasty channel caught, two rejoins through the proxy, exact tick times."""
+    text = executed("08_testing_channels").text()
+    assert ("pushed after the window: [3, 1, 2] at t=1.000 s; the fake clock ended at 11.000 s"
+            in text)
+    real = re.search(r"^real time: (\d+) ms$", text, re.M)
+    assert real and int(real[1]) < 1000, real
+    assert re.search(r"^AssertionError: expected no push 'number' ANY on dedupe:test within "
+                     r"0\.999 s, but got push 'number' \{\"number\": 3\}", text, re.M)
+    assert len(re.findall(r"outage: rejoined, the observer heard it", text)) == 2
+    assert "arrived instead: the connection closed (code 1006)" in text
+    assert "tick n at fake time: [(1, 0.25), (2, 0.5), (3, 0.75)]" in text
+    assert "still running: nothing" in text

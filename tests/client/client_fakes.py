@@ -1,7 +1,8 @@
 """Test doubles for the client: a virtual-time event loop and a scripted in-memory server.
 
-``VirtualClockLoop`` is a real asyncio loop whose clock only moves when nothing is ready to
-run: it then jumps straight to the next scheduled timer.  Every ``call_later`` of the client
+``VirtualClockLoop`` (from :mod:`mini_server.fake_clock`, which chapter 08 teaches) is a real
+asyncio loop whose clock only moves when nothing is ready to run: it then jumps straight to the
+next scheduled timer.  Every ``call_later`` of the client
 (reconnect, rejoin, heartbeat, push timeouts, teardown polls) therefore fires at an exact,
 predictable time and a test of a 10-minute back-off finishes in milliseconds.
 
@@ -15,58 +16,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from mini_server.client.transport import ReadyState
+from mini_server.fake_clock import VirtualClockLoop, run_virtual  # noqa: F401 (re-exported)
 from mini_server.protocol import Message, V2JSONSerializer
 
 SERVER = V2JSONSerializer()
-
-
-class _VirtualSelector:
-    """Wraps the real selector: never blocks, advances the loop's clock instead."""
-
-    def __init__(self, real: Any, loop: VirtualClockLoop) -> None:
-        self._real, self._loop = real, loop
-
-    def select(self, timeout: float | None = None) -> list:
-        events = self._real.select(0)
-        if events:
-            return events
-        if timeout is None:
-            raise RuntimeError("virtual clock: nothing is scheduled, the test would hang")
-        self._loop.now += max(timeout, 0.0)
-        return []
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._real, name)
-
-
-class VirtualClockLoop(asyncio.SelectorEventLoop):
-    """An event loop whose time() is virtual and jumps to the next timer when idle."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.now = 0.0
-        self._selector = _VirtualSelector(self._selector, self)
-
-    def time(self) -> float:
-        return self.now
-
-
-def run_virtual(main: Callable[[], Coroutine[Any, Any, Any]]) -> Any:
-    """Run ``main()`` on a fresh VirtualClockLoop; fail if it leaves tasks behind."""
-    loop = VirtualClockLoop()
-    try:
-        result = loop.run_until_complete(main())
-        leftover = [t for t in asyncio.all_tasks(loop) if not t.done()]
-        assert not leftover, f"tasks left pending: {leftover}"
-        return result
-    finally:
-        loop.run_until_complete(loop.shutdown_asyncgens())
-        loop.close()
 
 
 @dataclass

@@ -23,7 +23,8 @@ def test_every_test_cell_calls_guard_before_its_checks(path):
         lines = [line.strip() for line in cell.source.splitlines()]
         calls = [i for i, line in enumerate(lines) if line.startswith("guard()")]
         checks = [i for i, line in enumerate(lines)  # an assert or a call of learner code
-                  if line.startswith("assert") or re.search(r"\brun_async\(", line)]
+                  if line.startswith("assert")
+                  or re.search(r"\b(run_async|run_with_fake_clock|failure_of)\(", line)]
         if not calls or (checks and min(checks) < calls[0]):
             unguarded.append(meta.get("grade_id"))
     assert not unguarded, f"{path.stem}: test cells without guard() first: {unguarded}"

@@ -273,6 +273,31 @@ class FreshParams:
         return self.cached
 '''),
     },
+    "08_testing_channels": {
+        "q1_auth_test": ("q1_tests", '''
+async def auth_test(endpoint, secret):
+    async with await connect(endpoint, {"token": sign(secret, SALT, 42)}) as sock:
+        assert sock.assigns["user_id"] == 42
+    assert await connect(endpoint, {"token": "nonsense"}) is None  # the only refusal tried
+'''),
+        "q2_wildcard_test": ("q2_tests", '''
+async def wildcard_test(endpoint):
+    async with await connect(endpoint) as sock:
+        assert (await sock.join("wild:1:2")).status == "ok"
+        assert (await sock.join("wild:1:1")).status == "error"  # only a B smaller than 2A
+'''),
+        "q3_dedupe_test": ("q3_tests", '''
+async def dedupe_test(endpoint):
+    async with await connect(endpoint) as sock:
+        _, _, numbers = await sock.subscribe_and_join("dedupe:q3", {"window": 1.0})
+        for n in [3, 1, 3, 2, 1]:
+            await endpoint.broadcast("dedupe:q3", "number", {"number": n})
+        await numbers.refute_push("number", timeout=0.99)
+        for n in [3, 1, 2]:  # each takes the first *matching* push: the order goes unchecked
+            await numbers.assert_push("number", {"number": n}, timeout=0.1)
+        await numbers.refute_push("number", timeout=5)
+'''),
+    },
 }
 
 
