@@ -264,6 +264,10 @@ def grade(
         template = Path(work) / "gradebook.db"
         gradebooks.copy_assignment(url, course_id, f"sqlite:///{template}", assignment)
         for student in students:
+            if not handed_in[student]:
+                results.append(Result(student, 0.0, max_score, 0.0, ["nothing handed in"]))
+                report(results[-1].line())
+                continue
             result = _grade_one(student, assignment, handed_in[student], release, template,
                                 teacher, maxima, max_score, kept, timeout)
             results.append(result)
