@@ -46,16 +46,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nbconvert.preprocessors import ClearMetadataPreprocessor
+from nbgrader.converters import Autograde
 from nbgrader.coursedir import CourseDirectory
-from nbgrader.preprocessors import (
-    AssignLatePenalties,
-    CheckCellMetadata,
-    Execute,
-    IgnorePattern,
-    LimitOutput,
-    SaveAutoGrades,
-)
+from nbgrader.preprocessors import Execute
 from traitlets.config.loader import PyFileConfigLoader
 
 from mini_server.grading import gradebooks
@@ -126,14 +119,10 @@ class IsolatedExecute(Execute):
             end_leftovers()
 
 
+# nbgrader's own autograde steps, with IsolatedExecute in place of Execute
 AUTOGRADE_PREPROCESSORS = [
-    IsolatedExecute,
-    IgnorePattern,
-    ClearMetadataPreprocessor,
-    LimitOutput,
-    SaveAutoGrades,
-    AssignLatePenalties,
-    CheckCellMetadata,
+    IsolatedExecute if step is Execute else step
+    for step in Autograde.autograde_preprocessors.default()
 ]
 _CONFIG = """
 
