@@ -6,6 +6,8 @@ import importlib.util
 import sys
 from pathlib import Path
 
+import pytest
+
 BENCH = Path(__file__).resolve().parent.parent / "bench"
 
 
@@ -37,3 +39,13 @@ async def test_slow_reader_benchmark_reports_memory_and_the_abort(capsys):
     assert all("aborted after" in line and "client saw 1006" in line for line in budget_lines)
     assert "ratio peak growth byte budget/frames only:" in out
     assert "bound: byte-budget peak growth" in out
+
+
+@pytest.mark.timeout(300)
+def test_grading_benchmark_reports_plain_and_isolated_time(capsys):
+    """bench/grading.py grades a correct submission both ways and prints the ratio line."""
+    load("grading").main(submissions=1)
+    out = capsys.readouterr().out
+    assert "plain autograde s/submission:" in out
+    assert "isolated grading s/submission:" in out
+    assert "ratio isolated/plain time per submission:" in out

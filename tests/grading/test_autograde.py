@@ -1,7 +1,9 @@
 """A workshop's grading run, end to end: zip_collect -> autograde -> export -> feedback.
 
-Five made-up submissions of exercise 01 go through nbgrader's command line in a temporary
-course directory, exactly as the README's workshop guide tells a teacher:
+Made-up submissions of exercise 01 go through nbgrader's own command line (plain
+``nbgrader autograde``, in the course directory) in a temporary course directory; the
+README's workshop guide grades with ``python -m mini_server.grading grade`` instead, which
+runs this same autograde per submission in isolation (test_isolated_grading.py):
 
 * alice: every answer right (10 points);
 * bob: question 4 takes "the next frame" as the ping reply: the visible test passes, the
