@@ -283,7 +283,7 @@ class Socket(ConnectionLifecycle):
             return
         connection.transport.send(frame)
         heartbeat = message.topic == PHOENIX_TOPIC and message.event == HEARTBEAT
-        self.events.emit("%" if heartbeat else ">", "sent", describe(message), frame=frame,
+        self.events.emit("%" if heartbeat else ">", "sent", lambda: describe(message), frame=frame,
                          message=message)
 
     def is_outdated(self, message: Message, channel: Channel | None) -> bool:
