@@ -37,3 +37,11 @@ async def test_slow_reader_benchmark_reports_memory_and_the_abort(capsys):
     assert all("aborted after" in line and "client saw 1006" in line for line in budget_lines)
     assert "ratio peak growth byte budget/frames only:" in out
     assert "bound: byte-budget peak growth" in out
+
+
+async def test_log_flood_benchmark_reports_bytes_per_flood(capsys):
+    """bench/log_flood.py runs both floods and the log no longer grows with them."""
+    results = await load("log_flood").main(joins=200)
+    out = capsys.readouterr().out
+    assert "200 refused joins (unmatched topic) on one connection:" in out
+    assert all(r["lines"] < 20 for r in results.values()), results  # rate-limited
