@@ -16,6 +16,15 @@ children of ``mini_server.client``) and to every subscriber registered with ``on
 ``time`` is the loop's clock (``loop.time()``), so a test on a virtual-time loop sees exact
 times.
 
+Text is **lazy** and **redacted**.  ``emit`` may be given a function instead of a string
+(the frame events do: formatting a 50 KB payload costs more than receiving it), and
+``event.text`` calls it the first time someone reads it, then keeps the result.  So a frame
+is put into words only when its logger is enabled at the event's level or a subscriber
+reads ``text`` (a panel does; :class:`EventLog` does not).  The words pass through the
+course's redaction rule (``mini_server.redaction``): payloads through :func:`describe`, the
+connect URL's query string through ``redact_url``.  ``data`` keeps the raw objects (the
+message, the frame, the URL) for tests and code; it is never shown as it is.
+
 User callbacks never kill the client: :meth:`EventStream.guard` runs one, and if it raises,
 the exception is logged with ``!`` and surfaced as a ``callback_error`` event.  A subscriber
 that raises is reported the same way (but not to itself, to avoid a loop).
