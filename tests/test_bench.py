@@ -45,3 +45,10 @@ async def test_log_flood_benchmark_reports_bytes_per_flood(capsys):
     out = capsys.readouterr().out
     assert "200 refused joins (unmatched topic) on one connection:" in out
     assert all(r["lines"] < 20 for r in results.values()), results  # rate-limited
+
+
+async def test_client_receive_benchmark_reports_the_ratios(capsys):
+    """bench/client_receive.py receives every broadcast three ways and prints the ratios."""
+    results = await load("client_receive").main(messages=20, size=1000, rounds=1)
+    assert set(results) == {"nobody reads text", "listener reads text", "DEBUG log handler"}
+    assert "ratio time / nobody reads text:" in capsys.readouterr().out
