@@ -9,7 +9,10 @@ Both runs use the same server, the same subscribers and the same messages, so th
 speed cancels out: the figure to read is the ratio, printed on the last line. The measurement
 itself is ``mini_server.lab.fanout.measure`` (chapter 07 runs it at a small size).
 
-    python bench/fanout.py [--subscribers 50] [--messages 200]
+    python bench/fanout.py [--subscribers 50] [--messages 200] [--size 0]
+
+Issue 10 measured redaction's cost with ``--subscribers 10 --messages 1000 --size 50000``:
+redaction never runs per frame (only where a value is shown), so the figure is unchanged.
 """
 
 from __future__ import annotations
@@ -20,9 +23,9 @@ import asyncio
 from mini_server.lab.fanout import measure
 
 
-async def main(subscribers: int, messages: int, rounds: int) -> None:
+async def main(subscribers: int, messages: int, rounds: int, size: int = 0) -> None:
     """Measure both ways and print the report, ratio on the last line."""
-    result = await measure(subscribers, messages, rounds)
+    result = await measure(subscribers, messages, rounds, size)
     print("\n".join(result.lines()))
 
 
@@ -31,5 +34,6 @@ if __name__ == "__main__":
     parser.add_argument("--subscribers", type=int, default=50)
     parser.add_argument("--messages", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--size", type=int, default=0, help="padding bytes per body")
     args = parser.parse_args()
-    asyncio.run(main(args.subscribers, args.messages, args.rounds))
+    asyncio.run(main(args.subscribers, args.messages, args.rounds, args.size))

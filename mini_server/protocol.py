@@ -168,17 +168,56 @@ class Serializer(Protocol):
 # --- shared checks ------------------------------------------------------------------
 
 
+#: Deepest nesting of arrays and objects one frame may hold (the frame's own array is 1).
+#: Phoenix's JSON library, Jason, has no such limit: it decodes with an explicit stack, so
+#: any depth decodes and is echoed back.  Python's json recurses: it fails near the
+#: interpreter's recursion limit (1000) when decoding and sooner when *encoding* the reply,
+#: inside the channel that answers, so a frame ~977 deep crashed its sender's own channel.
+#: A deliberate deviation (PROTOCOL.md section 11): past this depth the frame is refused at
+#: decode time, like any frame Jason cannot decode: close 1011, empty reason.
+MAX_NESTING = 512
+
+
 def _reject_constant(name: str) -> Any:
     raise ProtocolError(f"{name} is not valid JSON")
 
 
+def _finite_float(text: str) -> float:
+    # Jason turns a number with a fraction or exponent into a float with
+    # :erlang.binary_to_float, which raises badarg past the double range (1e400), and the
+    # error is a Jason.DecodeError.  Python would quietly make it inf, which no JSON can
+    # carry back out.  Called per float literal only: frames without floats pay nothing.
+    value = float(text)
+    if value - value != 0.0:  # inf - inf is nan
+        raise ProtocolError(f"number {text[:40]} is outside the double range")
+    return value
+
+
+def _too_deep(value: Any, limit: int) -> bool:
+    # Iterative, containers only: a frame of scalars or one long string costs a few steps.
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return True
+        for child in item.values() if isinstance(item, dict) else item:
+            if isinstance(child, (list, dict)):
+                stack.append((child, depth + 1))
+    return False
+
+
 def _loads(raw: str) -> Any:
     try:
-        return json.loads(raw, parse_constant=_reject_constant)
+        value = json.loads(raw, parse_constant=_reject_constant, parse_float=_finite_float)
     except ProtocolError:
         raise
     except (ValueError, RecursionError) as exc:
         raise ProtocolError(f"malformed JSON: {exc}") from None
+    # Nesting d levels deep takes at least 2d characters: short frames skip the walk.
+    if (len(raw) >= 2 * MAX_NESTING and isinstance(value, (list, dict))
+            and _too_deep(value, MAX_NESTING)):
+        raise ProtocolError(f"JSON nested deeper than {MAX_NESTING} levels")
+    return value
 
 
 def _dumps(value: Any, *, sort_keys: bool = False) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import sys
 from pathlib import Path
@@ -49,3 +50,39 @@ def test_grading_benchmark_reports_plain_and_isolated_time(capsys):
     assert "plain autograde s/submission:" in out
     assert "isolated grading s/submission:" in out
     assert "ratio isolated/plain time per submission:" in out
+
+
+async def test_log_flood_benchmark_reports_bytes_per_flood(capsys):
+    """bench/log_flood.py runs both floods and the log no longer grows with them."""
+    results = await load("log_flood").main(joins=200)
+    out = capsys.readouterr().out
+    assert "200 refused joins (unmatched topic) on one connection:" in out
+    assert all(r["lines"] < 20 for r in results.values()), results  # rate-limited
+
+
+async def test_client_receive_benchmark_reports_the_ratios(capsys):
+    """bench/client_receive.py receives every broadcast three ways and prints the ratios."""
+    results = await load("client_receive").main(messages=20, size=1000, rounds=1)
+    assert set(results) == {"nobody reads text", "listener reads text", "DEBUG log handler"}
+    assert "ratio time / nobody reads text:" in capsys.readouterr().out
+
+
+async def test_soak_runs_tiny_and_converges(capsys):
+    """bench/soak.py: 6 clients x 5 faults (one of each) converge; the report has every line."""
+    result = await load("soak").main(clients=6, faults=5, proxies=2, seed=3, deadline=60,
+                                     settle=20, gap=(0.05, 0.1), hold=0.3)
+    assert result["faults"] == dict.fromkeys(("drop", "blackhole", "latency", "kill",
+                                              "restart"), 1)
+    out = capsys.readouterr().out
+    for line in ("rejoined:", "duplicate subscriptions:", "acked-but-lost messages:"):
+        assert line in out
+    assert not result["deadline_hit"] and result["rejoined_pct"] == 100.0
+    assert result["duplicate_subscriptions"] == 0 and result["acked_but_lost"] == 0
+
+
+async def test_soak_stops_by_itself_at_its_deadline(capsys):
+    """A deadline shorter than the run: the soak stops, reports DEADLINE and cleans up."""
+    started = asyncio.get_running_loop().time()
+    result = await load("soak").main(clients=4, faults=1000, proxies=1, seed=1, deadline=3)
+    assert result["deadline_hit"] and "DEADLINE" in capsys.readouterr().out
+    assert asyncio.get_running_loop().time() - started < 3 + 25  # deadline + bounded cleanup

@@ -191,9 +191,10 @@ class Channel:
         if self.topic != topic:
             return False
         if join_ref and join_ref != self.join_ref:
+            current = self.join_ref  # the text is built later, if at all: fix what it says now
             self.socket.events.emit(
-                "<", "dropped", f"{topic} {event} dropped: join_ref {join_ref} is outdated "
-                f"(current {self.join_ref})", topic=topic, event=event, join_ref=join_ref,
+                "<", "dropped", lambda: f"{topic} {event} dropped: join_ref {join_ref} is "
+                f"outdated (current {current})", topic=topic, event=event, join_ref=join_ref,
                 current=self.join_ref)
             return False
         return True

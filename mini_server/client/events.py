@@ -16,6 +16,15 @@ children of ``mini_server.client``) and to every subscriber registered with ``on
 ``time`` is the loop's clock (``loop.time()``), so a test on a virtual-time loop sees exact
 times.
 
+Text is **lazy** and **redacted**.  ``emit`` may be given a function instead of a string
+(the frame events do: formatting a 50 KB payload costs more than receiving it), and
+``event.text`` calls it the first time someone reads it, then keeps the result.  So a frame
+is put into words only when its logger is enabled at the event's level or a subscriber
+reads ``text`` (a panel does; :class:`EventLog` does not).  The words pass through the
+course's redaction rule (``mini_server.redaction``): payloads through :func:`describe`, the
+connect URL's query string through ``redact_url``.  ``data`` keeps the raw objects (the
+message, the frame, the URL) for tests and code; it is never shown as it is.
+
 User callbacks never kill the client: :meth:`EventStream.guard` runs one, and if it raises,
 the exception is logged with ``!`` and surfaced as a ``callback_error`` event.  A subscriber
 that raises is reported the same way (but not to itself, to avoid a loop).
@@ -31,12 +40,16 @@ import inspect
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
+
+from ..redaction import redact
 
 __all__ = ["PREFIXES", "ClientEvent", "EventLog", "EventStream", "adapt", "describe"]
 
 logger = logging.getLogger(__name__)
+
+#: An event's text, or a function that makes it when someone first reads it.
+Text = str | Callable[[], str]
 
 # Which module an event kind comes from, so each module logs on its own logger.
 _SOURCES = {
@@ -62,18 +75,35 @@ _LEVELS = {"!": logging.INFO, "x": logging.INFO, "-": logging.INFO, "=": logging
 _WARNINGS = frozenset({"bad_frame", "bad_payload"})
 
 
-@dataclass(frozen=True, slots=True)
 class ClientEvent:
-    """One thing the client did or saw; ``time`` is the event loop's clock."""
+    """One thing the client did or saw; ``time`` is the event loop's clock.
 
-    time: float
-    prefix: str
-    kind: str
-    text: str
-    data: dict[str, Any] = field(default_factory=dict)
+    ``text`` is built on first read (a frame's payload is formatted and redacted only when a
+    log handler or a listener wants the line), then kept.
+    """
+
+    __slots__ = ("_text", "data", "kind", "prefix", "time")
+
+    def __init__(self, time: float, prefix: str, kind: str, text: Text,
+                 data: dict[str, Any] | None = None) -> None:
+        self.time, self.prefix, self.kind = time, prefix, kind
+        self._text = text
+        self.data: dict[str, Any] = {} if data is None else data
+
+    @property
+    def text(self) -> str:
+        """The event in words (redacted), built the first time someone reads it."""
+        text = self._text
+        if not isinstance(text, str):
+            text = self._text = text()
+        return text
 
     def __str__(self) -> str:
         return f"{self.time:10.3f} {self.prefix} {self.text}"
+
+    def __repr__(self) -> str:
+        return (f"ClientEvent(time={self.time!r}, prefix={self.prefix!r}, kind={self.kind!r}, "
+                f"text={self.text!r})")
 
 
 class EventStream:
@@ -94,14 +124,19 @@ class EventStream:
         """Stop calling the subscriber registered under ``ref``."""
         self._subscribers.pop(ref, None)
 
-    def emit(self, prefix: str, kind: str, text: str, **data: Any) -> ClientEvent:
-        """Record one event: log it and hand it to every subscriber."""
+    def emit(self, prefix: str, kind: str, text: Text, **data: Any) -> ClientEvent:
+        """Record one event: log it and hand it to every subscriber.
+
+        ``text`` may be a function returning the text: it is then called only if the
+        event's logger is enabled at its level or a subscriber reads ``event.text``.
+        """
         if prefix not in PREFIXES:
             raise ValueError(f"unknown log prefix {prefix!r}; use one of {''.join(PREFIXES)}")
         event = ClientEvent(_now(), prefix, kind, text, data)
-        _LOGGERS[_SOURCES.get(kind, "socket")].log(
-            logging.WARNING if kind in _WARNINGS else _LEVELS.get(prefix, logging.DEBUG),
-            "%s %s: %s", prefix, self.name, text)
+        level = logging.WARNING if kind in _WARNINGS else _LEVELS.get(prefix, logging.DEBUG)
+        source = _LOGGERS[_SOURCES.get(kind, "socket")]
+        if source.isEnabledFor(level):
+            source.log(level, "%s %s: %s", prefix, self.name, event.text)
         for ref, callback in list(self._subscribers.items()):
             try:
                 callback(event)
@@ -166,8 +201,8 @@ def adapt(callback: Callable[..., object], max_args: int) -> Callable[..., objec
 
 
 def describe(msg: Any) -> str:
-    """One log line for a Message: ``topic event (join_ref, ref) payload``."""
-    return f"{msg.topic} {msg.event} ({msg.join_ref}, {msg.ref}) {msg.payload!r}"
+    """One log line for a Message: ``topic event (join_ref, ref) payload``, secrets redacted."""
+    return f"{msg.topic} {msg.event} ({msg.join_ref}, {msg.ref}) {redact(msg.payload)!r}"
 
 
 class EventLog:

@@ -41,6 +41,7 @@ from ..protocol import (
     ProtocolError,
     auth_token_subprotocols,
 )
+from ..redaction import redact_text, redact_url
 from .events import EventStream, describe
 from .timer import Timer, running_loop
 from .transport import Connection, ReadyState
@@ -90,7 +91,7 @@ class ConnectionLifecycle:
         self._transports = [t for t in self._transports if not t.done]
         self._transports.append(transport)
         self.connection = Connection(self, transport)
-        self.events.emit("=", "connect", f"connecting to {url}", url=url)
+        self.events.emit("=", "connect", lambda: f"connecting to {redact_url(url)}", url=url)
         self._note_state()
         if previous is not None and previous.is_open():
             self.trigger_chan_error("connection_closed", previous)
@@ -122,7 +123,8 @@ class ConnectionLifecycle:
     def on_conn_error(self, exc: BaseException) -> None:
         """A connection attempt failed (refused, HTTP 403, timeout)."""
         connection = self.connection
-        self.events.emit("!", "error", f"transport error: {exc}", exception=exc)
+        self.events.emit("!", "error", lambda: f"transport error: {redact_text(str(exc))}",
+                         exception=exc)
         self._run_callbacks("error", exc, self.transport, self.established_connections)
         self.trigger_chan_error("connection_error", connection)
 
@@ -134,7 +136,7 @@ class ConnectionLifecycle:
             self.events.emit("!", "bad_frame", f"undecodable frame dropped: {exc}", frame=raw)
             return
         heartbeat = msg.ref is not None and msg.ref == self.pending_heartbeat_ref
-        self.events.emit("%" if heartbeat else "<", "received", describe(msg), frame=raw,
+        self.events.emit("%" if heartbeat else "<", "received", lambda: describe(msg), frame=raw,
                          message=msg)
         if heartbeat:
             self.last_heartbeat_rtt = running_loop().time() - self._heartbeat_sent_at

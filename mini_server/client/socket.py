@@ -20,7 +20,8 @@ reconnect, and the one hook that classifies closes) is in lifecycle.py.
   goes in ``Sec-WebSocket-Protocol`` as ``phoenix`` plus ``base64url.bearer.phx.<token>``,
   never in the URL; the server must enable it (Phoenix ``auth_token: true``).
 * Defaults are phoenix.js's: 30 s heartbeat, 10 s timeout, ``protocol.reconnect_after`` and
-  ``protocol.rejoin_after``.
+  ``protocol.rejoin_after``.  One is ours: ``max_frame_size`` (1 MiB, the server's limit;
+  None for none) closes the connection with 1009 on a larger frame (transport.py).
 
 Everything is visible on the event stream (``on_event``) and in ``logging``; see events.py.
 Timers use the running loop's clock, so tests drive them with a virtual-time loop, and the
@@ -30,6 +31,7 @@ transport is injectable (``transport=``) so they need no network at all.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -50,7 +52,7 @@ from .channel import Channel
 from .events import ClientEvent, EventStream, adapt, describe
 from .lifecycle import ConnectionLifecycle
 from .timer import Timer, running_loop
-from .transport import Connection, ReadyState, WebSocketTransport, endpoint_url
+from .transport import MAX_FRAME_SIZE, Connection, ReadyState, WebSocketTransport, endpoint_url
 
 __all__ = ["Socket"]
 
@@ -70,7 +72,8 @@ class Socket(ConnectionLifecycle):
                  rejoin_after: Callable[[int], float] = protocol.rejoin_after,
                  vsn: str = DEFAULT_VSN, transport: Callable[..., Any] | None = None,
                  name: str = "socket",
-                 auth_token: str | Callable[[], str] | None = None) -> None:
+                 auth_token: str | Callable[[], str] | None = None,
+                 max_frame_size: int | None = MAX_FRAME_SIZE) -> None:
         if not isinstance(url, str) or not url.startswith(("ws://", "wss://")):
             raise ValueError(f"the socket URL must be absolute, like ws://127.0.0.1:4000/socket "
                              f"(the client adds /websocket), got {url!r}")
@@ -90,7 +93,10 @@ class Socket(ConnectionLifecycle):
         self.auth_token: Callable[[], str] | None = (
             None if auth_token is None else auth_token if callable(auth_token)
             else (lambda: auth_token))
-        self.transport = transport or WebSocketTransport
+        self.max_frame_size = max_frame_size
+        # The frame limit is the default transport's; an injected one (tests) brings its own.
+        self.transport = transport or functools.partial(WebSocketTransport,
+                                                        max_frame_size=max_frame_size)
         self.serializer = V2JSONSerializer()  # phoenix.js speaks V2 whatever vsn says
         self.events = EventStream(name)
         self.channels: list[Channel] = []
@@ -283,7 +289,7 @@ class Socket(ConnectionLifecycle):
             return
         connection.transport.send(frame)
         heartbeat = message.topic == PHOENIX_TOPIC and message.event == HEARTBEAT
-        self.events.emit("%" if heartbeat else ">", "sent", describe(message), frame=frame,
+        self.events.emit("%" if heartbeat else ">", "sent", lambda: describe(message), frame=frame,
                          message=message)
 
     def is_outdated(self, message: Message, channel: Channel | None) -> bool:

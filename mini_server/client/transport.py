@@ -14,6 +14,10 @@ handshake.  :class:`WebSocketTransport` gives the Socket exactly that shape on t
   ``onclose(1006, "")``, as a browser does;
 * ``close()`` queues the close frame behind the frames already sent (no code -> the server
   sees 1005); a close while still connecting abandons the handshake and reports 1006;
+* a frame over ``max_frame_size`` (default 1 MiB, as the server's own limit; None: no
+  limit) fails the connection with **1009** before it is read into memory: one huge frame
+  from a buggy or hostile server cannot exhaust the learner's kernel.  The socket sees
+  ``onclose(1009)`` and reconnects, as phoenix.js does after any close it did not ask for;
 * websockets' own pings are off (``ping_interval=None``): Phoenix heartbeats are the liveness
   check.  ``close_timeout`` bounds a closing handshake on a dead link, after which the TCP
   connection is aborted and the close reported as 1006.
@@ -45,9 +49,12 @@ from ..protocol import CloseCode, Frame
 if TYPE_CHECKING:
     from .socket import Socket
 
-__all__ = ["Connection", "ReadyState", "WebSocketTransport", "endpoint_url"]
+__all__ = ["MAX_FRAME_SIZE", "Connection", "ReadyState", "WebSocketTransport", "endpoint_url"]
 
 logger = logging.getLogger(__name__)
+
+#: The largest frame the client reads: the bundled server's own incoming limit (1 MiB).
+MAX_FRAME_SIZE = 1_048_576
 
 
 class ReadyState(enum.IntEnum):
@@ -68,8 +75,10 @@ class WebSocketTransport:
 
     def __init__(self, url: str, *, open_timeout: float | None = 10.0,
                  close_timeout: float | None = 1.5,
-                 subprotocols: list[str] | None = None) -> None:
+                 subprotocols: list[str] | None = None,
+                 max_frame_size: int | None = MAX_FRAME_SIZE) -> None:
         self.url = url
+        self.max_frame_size = max_frame_size  # None: any size (what a browser allows)
         self.subprotocols = subprotocols  # phoenix.js authToken (protocol.auth_token_...)
         self.open_timeout = open_timeout
         self.close_timeout = close_timeout
@@ -143,7 +152,7 @@ class WebSocketTransport:
         try:
             ws = await connect(self.url, ping_interval=None, open_timeout=self.open_timeout,
                                close_timeout=self.close_timeout, proxy=None, compression=None,
-                               max_size=None, subprotocols=self.subprotocols)
+                               max_size=self.max_frame_size, subprotocols=self.subprotocols)
         except asyncio.CancelledError:
             self._finish(None, CloseCode.ABNORMAL, "")  # closed while connecting
             return
@@ -171,6 +180,11 @@ class WebSocketTransport:
             writer.cancel()
             await asyncio.gather(writer, return_exceptions=True)
         code = ws.close_code if ws.close_code is not None else CloseCode.ABNORMAL
+        sent = ws.protocol.close_sent
+        if sent is not None and sent.code == CloseCode.MESSAGE_TOO_BIG:
+            # We failed the connection (a frame over max_frame_size); whatever the server
+            # answered, report our code, as a browser reports 1009 for the same reason.
+            code = CloseCode.MESSAGE_TOO_BIG
         self._finish(None, code, ws.close_reason or "")
 
     async def _write(self, ws: Any) -> None:

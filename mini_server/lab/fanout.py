@@ -58,6 +58,7 @@ class Fanout:
     rounds: int
     fastlane: float
     intercept: float
+    size: int = 0
 
     @property
     def deliveries(self) -> int:
@@ -74,7 +75,7 @@ class Fanout:
         d = self.deliveries
         return [
             f"{self.subscribers} subscribers x {self.messages} broadcasts = {d} deliveries, "
-            f"best of {self.rounds}",
+            f"best of {self.rounds}" + (f", {self.size}-byte bodies" if self.size else ""),
             f"fastlane (baseline): {self.fastlane:.3f} s  ({d / self.fastlane:,.0f} deliveries/s)",
             f"intercept:           {self.intercept:.3f} s  ({d / self.intercept:,.0f} "
             "deliveries/s)",
@@ -104,14 +105,16 @@ async def drain(ws: ClientConnection, expected: int) -> None:
         await ws.recv()
 
 
-async def run_one(server: Endpoint, topic: str, subscribers: int, messages: int) -> float:
+async def run_one(server: Endpoint, topic: str, subscribers: int, messages: int,
+                  size: int = 0) -> float:
     """Seconds for every subscriber to receive ``messages`` broadcasts on ``topic``."""
     clients = await subscribe(server.url, topic, subscribers)
     readers = [asyncio.create_task(drain(ws, messages)) for ws in clients]
     try:
+        padding = "x" * size
         start = time.perf_counter()
         for n in range(messages):
-            await server.broadcast(topic, "new_msg", {"body": f"message {n}"})
+            await server.broadcast(topic, "new_msg", {"body": f"message {n}{padding}"})
         async with asyncio.timeout(READ_TIMEOUT):
             await asyncio.gather(*readers)
         return time.perf_counter() - start
@@ -122,12 +125,18 @@ async def run_one(server: Endpoint, topic: str, subscribers: int, messages: int)
         await asyncio.gather(*(ws.close() for ws in clients))
 
 
-async def measure(subscribers: int = 50, messages: int = 200, rounds: int = 3) -> Fanout:
-    """Both ways on one fresh endpoint, best of ``rounds`` each; the endpoint is closed after."""
+async def measure(subscribers: int = 50, messages: int = 200, rounds: int = 3,
+                  size: int = 0) -> Fanout:
+    """Both ways on one fresh endpoint, best of ``rounds`` each; the endpoint is closed after.
+
+    ``size`` pads each body by that many bytes.  The whole stream may be queued before a
+    reader catches up, so the endpoint's outgoing budget is lifted: no slow-consumer aborts.
+    """
     routes = {"fast:*": FastRoom, "intercept:*": InterceptRoom}
     fast, slow = [], []
-    async with Endpoint(routes, port=0) as server:
+    async with Endpoint(routes, port=0, max_outgoing_bytes=1 << 34,
+                        max_outgoing=1 << 30) as server:
         for n in range(rounds):  # alternate, so drift in machine load hits both alike
-            fast.append(await run_one(server, f"fast:{n}", subscribers, messages))
-            slow.append(await run_one(server, f"intercept:{n}", subscribers, messages))
-    return Fanout(subscribers, messages, rounds, min(fast), min(slow))
+            fast.append(await run_one(server, f"fast:{n}", subscribers, messages, size))
+            slow.append(await run_one(server, f"intercept:{n}", subscribers, messages, size))
+    return Fanout(subscribers, messages, rounds, min(fast), min(slow), size)

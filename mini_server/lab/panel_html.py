@@ -7,7 +7,9 @@ the proxy's stats, the server's counts) and :func:`render` turns it into the HTM
 label, keyed by the panel attribute it belongs to.  Keeping this pure means the words a
 learner reads ("1 socket, 3 channels") are decided in one place and testable without a
 kernel, and the panel itself only compares and assigns.  Colours follow one rule: green is
-healthy, amber is on its way, red is broken, black is a black hole.
+healthy, amber is on its way, red is broken, black is a black hole.  Log lines and errors
+pass through the course's one redaction rule (``mini_server.redaction``) on their way to
+HTML.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from __future__ import annotations
 import html
 from collections.abc import Iterable
 from typing import Any
+
+from mini_server.redaction import redact_text
 
 COLORS = {"open": "#2e9d4a", "joined": "#2e9d4a", "running": "#2e9d4a", "pass": "#2e9d4a",
           "connecting": "#e0a100", "joining": "#e0a100", "closing": "#e0a100",
@@ -98,14 +102,17 @@ def _server(server: dict[str, Any] | None) -> dict[str, str]:
 
 
 def log(lines: Iterable[str]) -> str:
-    """The frame log, newest line first, in a small preformatted block."""
+    """The frame log, newest line first, in a small preformatted block, secrets redacted."""
+    # Lines come redacted from the event stream and the server's log filter; the panel is
+    # where a learner shares a screen, so it applies the one rule once more to all of them.
     return ("<pre style='margin:0;font-size:11px'>"
-            + html.escape("\n".join(reversed(list(lines)))) + "</pre>")
+            + html.escape(redact_text("\n".join(reversed(list(lines))))) + "</pre>")
 
 
 def errors(messages: Iterable[str]) -> str:
     """Error messages in red, one per line."""
-    return ("<span style='color:#c0392b'>" + "<br>".join(html.escape(m) for m in messages)
+    return ("<span style='color:#c0392b'>"
+            + "<br>".join(html.escape(redact_text(m)) for m in messages)
             + "</span>")
 
 

@@ -7,6 +7,9 @@ server" can be a real ``kill -9`` and "deploy" a real new process.  It starts an
 :class:`~mini_server.server.Endpoint` with the demo routes, plus a second, loopback-only
 HTTP listener answering ``GET /state`` with the endpoint's ``snapshot()`` as JSON: the
 parent reads server state across the process boundary without a debugger or shared memory.
+The snapshot's params are redacted (``mini_server.redaction``), and a request with a
+``Host`` that is not loopback or a foreign ``Origin`` gets 403 (:func:`refusal`: a web page
+must not read it, even through DNS rebinding).
 With ``--history PATH`` it also serves ``history:*`` (chapter 05) backed by that SQLite file,
 so a ``kill -9`` can show what survives in a database and what dies with the process.
 With ``--pubsub-url redis://...`` and ``--node-name NAME`` (chapter 06) its PubSub reaches
@@ -40,6 +43,7 @@ import sys
 from mini_server.server import Endpoint
 from mini_server.server.history import History
 from mini_server.server.history_channel import history_routes
+from mini_server.server.log_lines import Clip
 from mini_server.server.pubsub import PubSub
 
 logger = logging.getLogger(__name__)
@@ -47,14 +51,57 @@ logger = logging.getLogger(__name__)
 READY_PREFIX = "mini_server process"
 
 
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+def _host_of(value: str) -> str:
+    """The host part of a Host header or an Origin, lower-cased, without port or brackets."""
+    value = value.strip().lower()
+    if "://" in value:
+        value = value.split("://", 1)[1].split("/", 1)[0]
+    if value.startswith("["):  # [::1]:8000
+        return value[1:].split("]", 1)[0]
+    return value.rsplit(":", 1)[0] if value.count(":") == 1 else value
+
+
+def refusal(headers: dict[str, str]) -> str | None:
+    """Why a /state request must be refused (403), or None.
+
+    The listener binds loopback, but a browser on this machine can still be made to ask:
+    a page on any site may fetch ``http://127.0.0.1:PORT/state`` (it then carries that
+    site's ``Origin``), and DNS rebinding points a foreign name at 127.0.0.1 (the ``Host``
+    is then that name).  Either way the snapshot must not reach the page.  Without an
+    ``Origin`` (the lab's parent, curl) and with a loopback ``Host`` (or none, as HTTP/1.0
+    allows) the request is served.
+    """
+    host = headers.get("host")
+    if host is not None and _host_of(host) not in LOOPBACK_HOSTS:
+        return f"Host {Clip(host)!r} is not loopback"
+    origin = headers.get("origin")
+    if origin is not None and _host_of(origin) not in LOOPBACK_HOSTS:
+        return f"Origin {Clip(origin)!r} is not a page on this machine"
+    return None
+
+
+def _headers(request: bytes) -> dict[str, str]:
+    lines = request.decode("latin-1").split("\r\n")[1:]
+    pairs = (line.split(":", 1) for line in lines if ":" in line)
+    return {name.strip().lower(): value.strip() for name, value in pairs}
+
+
 async def _serve_state(endpoint: Endpoint, reader: asyncio.StreamReader,
                        writer: asyncio.StreamWriter) -> None:
-    """Answer one HTTP/1.0 request: GET /state -> 200 JSON snapshot, anything else 404."""
+    """Answer one HTTP/1.0 request: GET /state -> 200 JSON snapshot (403 from a foreign
+    Host or Origin), anything else 404."""
     try:
         async with asyncio.timeout(5):
             request = await reader.readuntil(b"\r\n\r\n")
         parts = request.split(b"\r\n", 1)[0].split()
-        if parts[:2] == [b"GET", b"/state"]:
+        why = refusal(_headers(request))
+        if why is not None:
+            logger.warning("! /state refused: %s", why)
+            status, body = "403 Forbidden", json.dumps({"error": why}).encode()
+        elif parts[:2] == [b"GET", b"/state"]:
             status, body = "200 OK", json.dumps(endpoint.snapshot()).encode()
         else:
             status, body = "404 Not Found", b'{"error": "try GET /state"}'

@@ -6,8 +6,11 @@ Phoenix decodes a frame inside the socket process; a frame it cannot decode rais
 the socket process crashes, and the HTTP adapter closes the connection.  With Bandit (the
 adapter ``mix phx.new`` sets up) the client sees close code **1011** with an empty reason.
 mini_server answers the same on the wire (recorded in ``../shared/fidelity``): malformed
-or empty JSON, JSON scalars, ``[]`` or a V2 array of fewer than five elements, a V1 object
-on a V2 socket or an array on a V1 socket, a V1 object without ``ref``, a binary frame of
+or empty JSON, a number past the double range (``1e400``: Jason's ``binary_to_float``
+raises, so Phoenix refuses it too), JSON nested deeper than ``protocol.MAX_NESTING`` (a
+deliberate deviation: Jason has no limit, Python's json recurses), JSON scalars, ``[]``
+or a V2 array of fewer than five elements, a V1 object on a V2 socket or an array on a V1
+socket, a V1 object without ``ref``, a binary frame of
 a kind other than 0 or cut short, JSON in a binary frame on V2.  The *reason* goes to the
 server log (and from there to the lab's panels), never on the wire: Phoenix's close
 reasons are always empty.

@@ -42,6 +42,7 @@ endpoint's ``snapshot()["timers"]`` counts the timers still scheduled.
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import TYPE_CHECKING, Any
 
 from mini_server.protocol import (
@@ -53,6 +54,7 @@ from mini_server.protocol import (
     ProtocolError,
     Reply,
 )
+from mini_server.redaction import redact
 from mini_server.server.channel import (
     Channel,
     JoinError,
@@ -62,7 +64,7 @@ from mini_server.server.channel import (
     SocketRef,
     Stop,
 )
-from mini_server.server.log_lines import server_logger
+from mini_server.server.log_lines import Clip, server_logger
 from mini_server.server.mailbox import Mailbox
 from mini_server.server.pubsub import PubSub, Subscription
 from mini_server.server.states import CHANNEL_TRANSITIONS, ChannelProcessState, Lifecycle
@@ -133,6 +135,7 @@ class ChannelServer:
         topic = join.topic
         join_ref = join.join_ref if join.join_ref is not None else join.ref
         self.topic, self.join_ref, self.wire_join_ref = topic, join_ref, join.join_ref
+        self.log_topic = Clip(topic)  # the client chose it: escaped and cut in log lines
         self.transport, self.pubsub = transport, pubsub
         self.channel = channel_cls()
         self.channel.topic, self.channel.join_ref = topic, join_ref
@@ -202,7 +205,7 @@ class ChannelServer:
         done, _ = await asyncio.wait({self.task}, timeout=SHUTDOWN_TIMEOUT)
         if not done:
             log.error("! %s: terminate did not finish in %.1f s; killing it",
-                      self.topic, SHUTDOWN_TIMEOUT)
+                      self.log_topic, SHUTDOWN_TIMEOUT)
             await self.kill()
 
     # --- called through Channel methods ---------------------------------------------------
@@ -233,7 +236,7 @@ class ChannelServer:
     def send_info(self, msg: Any) -> None:
         """Queue ``msg`` for ``handle_info``."""
         if not self.mailbox.closed and not self.mailbox.put_nowait(("info", msg)):
-            log.error("! %s: mailbox full, dropped info %r", self.topic, msg)
+            log.error("! %s: mailbox full, dropped info %r", self.log_topic, msg)
 
     def start_timer(self, delay: float, msg: Any, interval: float | None = None) -> ChannelTimer:
         """A timer that queues ``msg`` for ``handle_info``; cancelled when the channel ends."""
@@ -249,7 +252,7 @@ class ChannelServer:
     def deliver_out(self, message: Broadcast) -> None:
         """PubSub hands intercepted broadcasts here, for ``handle_out``."""
         if not self.mailbox.closed and not self.mailbox.put_nowait(("out", message)):
-            log.error("! %s: mailbox full, dropped broadcast %s", self.topic, message.event)
+            log.error("! %s: mailbox full, dropped broadcast %s", self.log_topic, message.event)
 
     # --- the task ---------------------------------------------------------------------------
 
@@ -265,7 +268,7 @@ class ChannelServer:
                 try:
                     await self._serve()
                 except Exception:  # a bug in this module: surface it, never lose it silently
-                    log.exception("! %s: channel task failed", self.topic)
+                    log.exception("! %s: channel task failed", self.log_topic)
                     if self.state is ChannelProcessState.JOINED:
                         self._crash()
         finally:  # however the process ends, its timers end with it (they are linked)
@@ -277,12 +280,13 @@ class ChannelServer:
             if not isinstance(result, (JoinOk, JoinError)):
                 raise TypeError(f"join must return ok(...) or error(...), got {result!r}")
         except Exception:
-            log.exception("! %s: join crashed", self.topic)
+            log.exception("! %s: join crashed", self.log_topic)
             self.lifecycle.fire("refused")
             self._join_reply(msg, "error", JOIN_CRASHED_REPLY)
             return False
         if isinstance(result, JoinError):
-            log.info("= %s refused join %s: %r", self.topic, self.join_ref, result.response)
+            self.transport.repeats.log(logging.INFO, "= %s refused join %s: %r", self.log_topic,
+                                       Clip(self.join_ref), redact(result.response))
             self.lifecycle.fire("refused")
             self._join_reply(msg, "error", result.response)
             # Phoenix stops a refused channel with :shutdown, so terminate runs.
@@ -294,13 +298,13 @@ class ChannelServer:
         try:
             self._join_reply(msg, "ok", result.response)
         except ProtocolError:
-            log.exception("! %s: join response cannot be encoded", self.topic)
+            log.exception("! %s: join response cannot be encoded", self.log_topic)
             self.lifecycle.fire("refused")
             self._unsubscribe()
             self._join_reply(msg, "error", JOIN_CRASHED_REPLY)
             return False
         self.lifecycle.fire("joined")
-        log.info("= %s joined (join_ref %s)", self.topic, self.join_ref)
+        log.info("= %s joined (join_ref %s)", self.log_topic, self.join_ref)
         return True
 
     def _join_reply(self, msg: Message, status: str, payload: Payload) -> None:
@@ -316,8 +320,8 @@ class ChannelServer:
             try:
                 result = await self._dispatch(kind, item)
             except Exception:
-                what = getattr(item, "event", item) if kind != "info" else item
-                log.exception("! %s: channel crashed in handle_%s(%r)", self.topic, kind, what)
+                what = Clip(getattr(item, "event", item) if kind != "info" else redact(item))
+                log.exception("! %s: channel crashed in handle_%s(%r)", self.log_topic, kind, what)
                 self._crash()
                 return
             finally:
@@ -359,7 +363,7 @@ class ChannelServer:
     async def _stop(self, reason: Any, *, notify: bool) -> None:
         self.lifecycle.fire("stop")
         self._unsubscribe()
-        log.info("= %s stopped (join_ref %s): %r", self.topic, self.join_ref, reason)
+        log.info("= %s stopped (join_ref %s): %r", self.log_topic, self.join_ref, reason)
         if notify:  # Phoenix sends socket_close before GenServer runs terminate
             self.transport.channel_stopped(self, reason, crashed=False)
         await self._terminate(reason)
@@ -369,7 +373,7 @@ class ChannelServer:
         try:
             await self.channel.terminate(reason)
         except Exception:
-            log.exception("! %s: terminate raised", self.topic)
+            log.exception("! %s: terminate raised", self.log_topic)
 
     def _crash(self) -> None:
         self.lifecycle.fire("crash")

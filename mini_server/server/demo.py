@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from mini_server.redaction import redact
 from mini_server.server.channel import (
     Channel,
     JoinError,
@@ -39,6 +40,7 @@ from mini_server.server.channel import (
     reply,
     stop,
 )
+from mini_server.server.log_lines import Clip
 
 
 def reference_connect(params: dict[str, Any], connect_info: dict[str, Any]) -> dict | None:
@@ -74,7 +76,8 @@ class RoomChannel(Channel):
             return reply("ok", {})
         if event == "ping":
             return reply("ok", payload)
-        raise ValueError(f"room channel has no clause for {event!r} with {payload!r}")
+        raise ValueError(f"room channel has no clause for {Clip(event)!r} "
+                         f"with {Clip(redact(payload))!r}")
 
 
 def _access(payload: Any, key: str) -> Any:
@@ -82,7 +85,7 @@ def _access(payload: Any, key: str) -> Any:
     if payload is None:
         return None
     if not isinstance(payload, dict):
-        raise TypeError(f"cannot read {key!r} from {payload!r}")
+        raise TypeError(f"cannot read {key!r} from {Clip(redact(payload))!r}")
     return payload.get(key)
 
 
@@ -137,7 +140,8 @@ class LabChannel(Channel):
             return reply("ok", {})
         if event == "crash":
             raise RuntimeError("boom")
-        raise ValueError(f"lab channel has no clause for {event!r} with {payload!r}")
+        raise ValueError(f"lab channel has no clause for {Clip(event)!r} "
+                         f"with {Clip(redact(payload))!r}")
 
     async def _binary(self, event: str, data: bytes) -> ReplyResult:
         if event == "binary_echo":

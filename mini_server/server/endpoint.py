@@ -56,9 +56,11 @@ default; else abort), ``close_timeout`` 1 s for a close frame to be written (els
 also websockets' closing handshake), ``drain_timeout`` for ``stop()`` as a whole.
 
 ``stop`` and ``kill`` are idempotent.  ``snapshot()`` walks the live tables (no I/O, no
-copies of queues) so a panel can poll it ten times a second; params whose key is in
-``secret_params`` read ``"[redacted]"``; each socket shows its ``outgoing`` frames and
-bytes, next to the endpoint's ``max_outgoing_bytes``; ``timers`` counts the channels'
+copies of queues) so a panel can poll it ten times a second; params pass through
+``mini_server.redaction.redact`` (the course's one rule: secret-looking keys such as
+``access_token`` or ``api_key`` and token-looking values read ``"[redacted]"``); each
+socket shows its ``outgoing`` frames and bytes, next to the endpoint's
+``max_outgoing_bytes``; ``timers`` counts the channels'
 ``send_after``/``send_interval`` timers still scheduled; ``pubsub`` is the adapter's view
 (``{"adapter": "local"}`` on one node; node name, connection and counters with Valkey).
 """
@@ -86,6 +88,7 @@ from mini_server.protocol import (
     ProtocolError,
     negotiate,
 )
+from mini_server.redaction import redact
 from mini_server.server import handshake
 from mini_server.server.channel import Channel
 from mini_server.server.log_lines import server_logger
@@ -96,7 +99,6 @@ from mini_server.server.transport import Transport
 
 log = server_logger(__name__)
 
-REDACTED = "[redacted]"
 #: Default outgoing budget per connection: eight frames at the 1 MiB frame limit, far more
 #: than a reading client ever has queued, small enough that a stuck one cannot matter.
 MAX_OUTGOING_BYTES = 8 * 1_048_576
@@ -141,7 +143,6 @@ class Endpoint:
                  answer_heartbeats: bool = True, pubsub: PubSub | None = None,
                  check_origin: CheckOrigin = True, url_host: str = "localhost",
                  auth_token: bool = False,
-                 secret_params: tuple[str, ...] = ("token", "auth_token", "password", "secret"),
                  mailbox_size: int = 1000, max_outgoing: int = 10_000,
                  max_outgoing_bytes: int = MAX_OUTGOING_BYTES,
                  send_timeout: float | None = SEND_TIMEOUT,
@@ -159,7 +160,6 @@ class Endpoint:
             check_origin = list(check_origin)
             parse_allowed(check_origin)  # a bad entry fails here, at configuration
         self.check_origin, self.url_host, self.auth_token = check_origin, url_host, auth_token
-        self.secret_params = frozenset(k.lower() for k in secret_params)
         self.mailbox_size, self.max_outgoing = mailbox_size, max_outgoing
         self.outgoing_high = max(1, max_outgoing // 10)
         if max_outgoing_bytes < 1:
@@ -316,7 +316,7 @@ class Endpoint:
         """Live state for panels and tests, secrets redacted."""
         # A killed connection is gone the moment kill() aborts it (a dead process keeps no
         # memory), even if its handler has not finished unwinding yet.
-        sockets = [t.describe(self._redact) for t in list(self.transports) if not t.killed]
+        sockets = [t.describe(redact) for t in list(self.transports) if not t.killed]
         topics: dict[str, int] = {}
         for sock in sockets:
             for ch in sock["channels"]:
@@ -327,12 +327,6 @@ class Endpoint:
                 "channel_count": sum(topics.values()),
                 "timers": len(self.channel_timers),
                 "pubsub": self.pubsub.describe()}
-
-    def _redact(self, params: Any) -> Any:
-        if isinstance(params, dict):
-            return {k: REDACTED if str(k).lower() in self.secret_params else self._redact(v)
-                    for k, v in params.items()}
-        return params
 
     # --- handshake and connections ---------------------------------------------------------
 
@@ -402,7 +396,7 @@ class Endpoint:
             if inspect.isawaitable(result):
                 result = await result
             if result is None or result is False:
-                log.warning("! connect refused for params %r", self._redact(params))
+                log.warning("! connect refused for params %r", redact(params))
                 return None
             assigns = {} if result is True else dict(result)
         socket_id = self.socket_id_hook(assigns) if self.socket_id_hook else None

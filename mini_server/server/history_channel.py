@@ -44,6 +44,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+from mini_server.redaction import redact
 from mini_server.server.channel import (
     Channel,
     JoinError,
@@ -57,6 +58,7 @@ from mini_server.server.channel import (
 )
 from mini_server.server.demo import DEMO_ROUTES
 from mini_server.server.history import History, Stored
+from mini_server.server.log_lines import Clip
 
 NEW_MSG = "new_msg"
 TOPIC_PATTERN = "history:*"
@@ -124,7 +126,8 @@ class HistoryChannel(Channel):
                 "ok",
                 {"assigns": self.assigns["count"], "database": self.history.counter(self.topic)},
             )
-        raise ValueError(f"history channel has no clause for {event!r} with {payload!r}")
+        raise ValueError(f"history channel has no clause for {Clip(event)!r} "
+                         f"with {Clip(redact(payload))!r}")
 
 
 def history_channel(history: History) -> type[HistoryChannel]:

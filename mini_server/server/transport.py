@@ -105,7 +105,7 @@ from mini_server.server import routing
 from mini_server.server.bad_frames import answer, short
 from mini_server.server.channel import Channel, is_normal_stop, match_route
 from mini_server.server.channel_server import ChannelServer
-from mini_server.server.log_lines import server_logger
+from mini_server.server.log_lines import Clip, Repeats, server_logger
 from mini_server.server.pubsub import Subscription
 from mini_server.server.states import CONNECTION_TRANSITIONS, ConnectionState, Lifecycle
 
@@ -146,6 +146,7 @@ class Transport:
         self._last_in = 0.0
         self._reader: asyncio.Task[None] | None = None
         self._stopping: list[ChannelServer] = []
+        self.repeats = Repeats(log)  # what this client makes us warn about, rate-limited
 
     @property
     def state(self) -> ConnectionState:
@@ -199,6 +200,7 @@ class Transport:
             for task in (writer, idle):
                 task.cancel()
             await asyncio.gather(writer, idle, return_exceptions=True)
+            self.repeats.flush()
             log.info("x socket closed id=%s code=%s reason=%r", self.socket_id,
                      self.ws.close_code, self.close_why or self.ws.close_reason)
 
@@ -384,41 +386,42 @@ class Transport:
         match action:
             case routing.Heartbeat():
                 if self.endpoint.answer_heartbeats:
-                    log.debug("%% heartbeat %s", msg.ref)
+                    log.debug("%% heartbeat %s", Clip(msg.ref))
                     self.send(Reply(PHOENIX_TOPIC, "ok", {}, msg.ref, None))
                 else:
-                    log.debug("%% heartbeat %s dropped (answer_heartbeats=False)", msg.ref)
+                    log.debug("%% heartbeat %s dropped (answer_heartbeats=False)", Clip(msg.ref))
             case routing.StartJoin(channel=channel_cls, replaces=old):
                 await self._join(msg, channel_cls, old)
             case routing.Deliver(member=server):
                 await server.deliver(msg)
             case routing.DropStale(member=server):
-                log.debug("< %s %s: stale join_ref %r (current %r), dropped",
-                          msg.topic, msg.event, msg.join_ref, server.wire_join_ref)
+                log.debug("< %s %s: stale join_ref %r (current %r), dropped", Clip(msg.topic),
+                          Clip(msg.event), Clip(msg.join_ref), server.wire_join_ref)
             case routing.DropDying(member=server):
-                log.debug("< %s %s: channel is %s, message lost", msg.topic, msg.event,
-                          server.state)
+                log.debug("< %s %s: channel is %s, message lost", Clip(msg.topic),
+                          Clip(msg.event), server.state)
             case routing.LeaveOk():
                 self.send(Reply(msg.topic, "ok", {}, msg.ref, msg.join_ref))
             case routing.TooManyChannels():
-                log.warning("! join %s: %s", msg.topic, TOO_MANY_CHANNELS)
+                self.repeats.warning("! join %s: %s", Clip(msg.topic), TOO_MANY_CHANNELS)
                 self.send(Reply(msg.topic, "error", {"reason": TOO_MANY_CHANNELS},
                                 msg.ref, msg.join_ref))
             case routing.Unmatched():
-                log.warning("! %r %r: unmatched topic", msg.topic, msg.event)
+                self.repeats.warning("! %r %r: unmatched topic", Clip(msg.topic), Clip(msg.event))
                 self.send(Reply(msg.topic, "error", {"reason": UNMATCHED_TOPIC}, msg.ref, None))
 
     async def _join(self, msg: Message, channel_cls: Any, old: ChannelServer | None) -> None:
         if old is not None:
             del self.channels[msg.topic]
-            log.debug("= %s: duplicate join %r replaces %r", msg.topic, msg.join_ref,
-                      old.join_ref)
+            log.debug("= %s: duplicate join %r replaces %r", Clip(msg.topic),
+                      Clip(msg.join_ref), old.join_ref)
             await old.kill()
         try:
             server = ChannelServer(channel_cls, msg, self, self.endpoint.pubsub,
                                    self.endpoint.mailbox_size)
         except Exception:  # e.g. a Channel subclass whose __init__ needs arguments
-            log.exception("! join %s: could not create %s", msg.topic, channel_cls.__name__)
+            log.exception("! join %s: could not create %s", Clip(msg.topic),
+                          channel_cls.__name__)
             self.send(Reply(msg.topic, "error", {"reason": JOIN_CRASHED}, msg.ref, msg.join_ref))
         else:
             self.channels[msg.topic] = server

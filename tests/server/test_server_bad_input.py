@@ -9,6 +9,7 @@ import pytest
 from raw_client import TIMEOUT, Raw, reply
 from websockets.exceptions import ConnectionClosed
 
+from mini_server.protocol import MAX_NESTING
 from mini_server.testing import wait_until
 
 
@@ -205,3 +206,34 @@ async def test_flooding_a_slow_channel_is_bounded_by_the_mailbox(make_server, ra
     GateChannel.gate.set()
     for n in range(3000):
         assert await flooder.recv() == reply("g", str(n), "gate:1", "ok", {"n": n})
+
+
+def nested(depth: int) -> str:
+    """A payload of arrays nested ``depth`` deep inside the frame's own array."""
+    return "[" * (depth - 1) + "]" * (depth - 1)
+
+
+@pytest.mark.parametrize("payload", [
+    '{"x":1e400}', '{"x":-1e400}', '{"x":[1.5,2E+999]}', '{"x":' + "9" * 400 + '.0}',
+    nested(MAX_NESTING + 1),
+])
+async def test_numbers_past_the_double_range_and_deep_nesting_close_at_decode(raw, payload):
+    """1e400 (Jason: binary_to_float badarg) and too-deep JSON: 1011 before any channel runs."""
+    bystander = await healthy(raw)
+    bad = await raw()
+    await bad.join("echo:1", "1")
+    await bad.send_raw(f'["1","2","echo:1","ping",{payload}]')
+    assert await bad.closed() == (1011, "")  # not phx_error: the channel never saw it
+    await assert_still_fine(bystander)
+
+
+async def test_the_deepest_allowed_payload_and_big_numbers_are_echoed(raw):
+    """At MAX_NESTING the frame decodes, the channel replies and the reply encodes."""
+    client = await raw()
+    await client.join("echo:1", "1")
+    payload = "[" * (MAX_NESTING - 3) + "]" * (MAX_NESTING - 3)  # the reply adds two levels
+    await client.send_raw(f'["1","2","echo:1","ping",{payload}]')
+    answer = await client.recv()
+    assert answer[4]["status"] == "ok"
+    await client.send_raw('["1","3","echo:1","ping",{"big":1e308,"int":' + "9" * 400 + "}]")
+    assert (await client.recv())[4]["response"] == {"big": 1e308, "int": int("9" * 400)}
