@@ -16,6 +16,38 @@ ASSIGNMENTS = sorted(p.name for p in (ROOT / "solutions").iterdir()
                      if (p / f"{p.name}.ipynb").is_file())
 
 
+# Answers that grading tests of several kinds submit (plain autograde, isolated grading,
+# the in-kernel checks): one copy each, so a change to what "hostile" means reaches them all.
+ENCODE = '''
+def encode_frame(join_ref, ref, topic, event, payload):
+    return json.dumps([join_ref, ref, topic, event, payload])
+'''
+
+# An IPython AST transformer that wraps every later cell, test cells included, in
+# try/except BaseException: pass.
+SWALLOW_EVERYTHING = '''
+import ast
+
+
+class Swallow(ast.NodeTransformer):
+    def visit_Module(self, node):
+        handler = ast.ExceptHandler(type=ast.Name("BaseException", ast.Load()), name=None,
+                                    body=[ast.Pass()])
+        wrapped = ast.Try(body=node.body or [ast.Pass()], handlers=[handler], orelse=[],
+                          finalbody=[])
+        return ast.fix_missing_locations(ast.Module(body=[wrapped], type_ignores=[]))
+
+
+get_ipython().ast_transformers.append(Swallow())
+'''
+
+# Rebinds the notebook's global run_async so the check coroutines never run.
+REBIND_RUN_ASYNC = '''
+def run_async(*args, **kwargs):  # the checks never run
+    return None
+'''
+
+
 def course_config() -> Config:
     """The repository's nbgrader_config.py, loaded as nbgrader loads it."""
     return PyFileConfigLoader("nbgrader_config.py", path=str(ROOT)).load_config()

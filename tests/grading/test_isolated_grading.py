@@ -35,7 +35,7 @@ from pathlib import Path
 
 import pytest
 from nbgrader.api import Gradebook
-from nbgrading import ROOT, kernel_env
+from nbgrading import ENCODE, REBIND_RUN_ASYNC, ROOT, SWALLOW_EVERYTHING, kernel_env
 
 pytestmark = [pytest.mark.timeout(900),
               pytest.mark.skipif(not sys.platform.startswith("linux"),
@@ -47,10 +47,6 @@ MARKERS = re.compile(r"^\s*### (BEGIN|END) SOLUTION\n", re.M)
 STUB = 'raise NotImplementedError("write your answer here")'
 LINGER = f"linger-{uuid.uuid4().hex}"  # names the detached process, to look for it afterwards
 
-ENCODE = '''
-def encode_frame(join_ref, ref, topic, event, payload):
-    return json.dumps([join_ref, ref, topic, event, payload])
-'''
 
 STR_ENCODE = '''
 def encode_frame(join_ref, ref, topic, event, payload):
@@ -69,26 +65,6 @@ for db in ("../../../gradebook.db", TEACHER_DB):
         pass
 '''
 
-SWALLOW_EVERYTHING = ENCODE + '''
-import ast
-
-
-class Swallow(ast.NodeTransformer):
-    def visit_Module(self, node):
-        handler = ast.ExceptHandler(type=ast.Name("BaseException", ast.Load()), name=None,
-                                    body=[ast.Pass()])
-        wrapped = ast.Try(body=node.body or [ast.Pass()], handlers=[handler], orelse=[],
-                          finalbody=[])
-        return ast.fix_missing_locations(ast.Module(body=[wrapped], type_ignores=[]))
-
-
-get_ipython().ast_transformers.append(Swallow())
-'''
-
-REBIND_RUN_ASYNC = '''
-def run_async(*args, **kwargs):  # the checks never run
-    return None
-'''
 
 STEAL = '''
 import json as _json
@@ -167,7 +143,7 @@ ROOM = {
     "alice": {},
     "bob": {"q1_encode_frame": STR_ENCODE},
     "mallory_a": {"q1_encode_frame": MANUAL_SCORE},
-    "mallory_b": {"q1_encode_frame": SWALLOW_EVERYTHING},
+    "mallory_b": {"q1_encode_frame": ENCODE + SWALLOW_EVERYTHING},
     "mallory_c": {"q4_join_and_ping": REBIND_RUN_ASYNC},
     "mallory_d": {"q1_encode_frame": STEAL, "q2_decode_frame": '_steal("q2_decode_frame")',
                   "q3_join_and_heartbeat": '_steal("q3_join_and_heartbeat")',
