@@ -82,7 +82,10 @@ async def main(args: argparse.Namespace) -> int:
     if args.idle_timeout is not None:
         options["idle_timeout"] = args.idle_timeout
     if args.fd is not None:  # the parent kept our port bound while no process served it
-        options["sock"] = socket.socket(fileno=args.fd)
+        # Say IPPROTO_TCP explicitly: without SO_PROTOCOL (macOS) fileno= alone reads 0 and
+        # asyncio would leave Nagle on for every accepted connection.
+        options["sock"] = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP,
+                                        fileno=args.fd)
     history = None
     routes = None  # the demo routes
     if args.history is not None:  # chapter 05: history:* kept in a SQLite file the parent names

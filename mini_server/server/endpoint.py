@@ -127,6 +127,23 @@ def reserve_port(host: str, port: int) -> socket.socket | None:
     return sock
 
 
+def as_tcp(sock: socket.socket) -> socket.socket:
+    """``sock`` as an IPPROTO_TCP socket object, so asyncio sets TCP_NODELAY on what it accepts.
+
+    asyncio's ``_set_nodelay`` looks at the listening socket's ``proto`` (inherited by every
+    accepted socket), not at the kernel: a ``socket.socket(AF_INET, SOCK_STREAM)`` says 0 and
+    its connections keep Nagle on.  Same file descriptor, new Python object; others unchanged.
+    """
+    if sock.family not in (socket.AF_INET, socket.AF_INET6) or sock.type != socket.SOCK_STREAM:
+        return sock
+    if sock.proto == socket.IPPROTO_TCP:
+        return sock
+    blocking = sock.getblocking()
+    tcp = socket.socket(sock.family, sock.type, socket.IPPROTO_TCP, fileno=sock.detach())
+    tcp.setblocking(blocking)
+    return tcp
+
+
 class Endpoint:
     """A Phoenix-compatible socket endpoint serving ``{path}/websocket``."""
 
@@ -174,6 +191,7 @@ class Endpoint:
         self._port_hold: socket.socket | None = None
         self._hold_finalizer: weakref.finalize | None = None
         if sock is not None:  # a bound socket handed over (e.g. by a parent process)
+            sock = as_tcp(sock)
             self.port = sock.getsockname()[1]
             self._keep_port(sock)
 
