@@ -89,7 +89,7 @@ async def serve(kind: str, size: int, gc_freeze: bool) -> None:
     from websockets.asyncio.server import broadcast as ws_broadcast
     from websockets.asyncio.server import serve as ws_serve
 
-    from mini_server.protocol import V2JSONSerializer, Broadcast
+    from mini_server.protocol import Broadcast, V2JSONSerializer
     from mini_server.server import Channel, Endpoint, noreply, ok
 
     class FastRoom(Channel):
@@ -274,19 +274,19 @@ class Child:
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
         return cls(process)
 
-    async def line(self, timeout: float = START_TIMEOUT) -> list[str]:
+    async def line(self, within: float = START_TIMEOUT) -> list[str]:
         """The next line it prints, split; raises if it exits first."""
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(within):
             raw = await self.process.stdout.readline()  # type: ignore[union-attr]
         if not raw:
             raise RuntimeError(f"bench child {self.process.pid} exited "
                                f"(code {await self.process.wait()})")
         return raw.decode().split()
 
-    async def ask(self, command: str, timeout: float = START_TIMEOUT) -> list[str]:
+    async def ask(self, command: str, within: float = START_TIMEOUT) -> list[str]:
         """Send one command line and read the answer."""
         self.process.stdin.write(f"{command}\n".encode())  # type: ignore[union-attr]
-        return await self.line(timeout)
+        return await self.line(within)
 
     async def close(self) -> None:
         """Close its stdin (it exits), then make sure it is gone."""
@@ -344,7 +344,8 @@ async def run_crowd(kind: str, subscribers: int, messages: int, *, processes: in
         for crowd in crowds:
             assert (await crowd.line()) == ["ready"]
         async with asyncio.timeout(START_TIMEOUT):
-            while int((await server.ask("count"))[1]) < subscribers:
+            # Polled: the server is another process, there is no event to wait on.
+            while int((await server.ask("count"))[1]) < subscribers:  # noqa: ASYNC110
                 await asyncio.sleep(0.05)
         if settle:
             await asyncio.sleep(settle)  # let a ramp-triggered freeze happen first

@@ -35,7 +35,7 @@ import statistics
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from crowd import run_crowd, spread  # noqa: E402
+from crowd import run_crowd, spread
 
 GOAL = 1.3
 
