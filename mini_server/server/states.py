@@ -129,6 +129,8 @@ S = TypeVar("S", EndpointState, ConnectionState, ChannelProcessState)
 class Lifecycle(Generic[S]):
     """A state that changes only through its transition table, logging every change."""
 
+    __slots__ = ("state", "transitions", "who")  # one per connection and per channel
+
     def __init__(self, initial: S, transitions: Mapping[tuple[S, str], S], who: str) -> None:
         self.state = initial
         self.transitions, self.who = transitions, who

@@ -138,10 +138,10 @@ class Transport:
 
     # Slots: ten thousand connections mean ten thousand of these, and a __dict__ each is
     # one more object for every garbage collection to walk.
-    __slots__ = ("__weakref__", "_close_timer", "_drained", "_idle", "_in_flight_bytes",
-                 "_last_in", "_out", "_reader", "_stopping", "_writer",
-                 "assigns", "channels", "close_why", "connected_at", "endpoint", "lifecycle",
-                 "outgoing_bytes", "params", "serializer", "socket_id", "vsn", "ws")
+    __slots__ = ("__weakref__", "_close_timer", "_held", "_idle", "_in_flight_bytes", "_last_in",
+                 "_out", "_reader", "_resume", "_stopping", "_writer", "assigns", "channels",
+                 "close_why", "connected_at", "endpoint", "lifecycle", "outgoing_bytes",
+                 "params", "serializer", "socket_id", "vsn", "ws")
 
     def __init__(self, endpoint: Endpoint, ws: ServerConnection, serializer: Serializer,
                  params: dict[str, Any], assigns: dict[str, Any], socket_id: str | None) -> None:
@@ -157,13 +157,13 @@ class Transport:
         self.outgoing_bytes = 0  # what the queued and in-flight frames hold (sys.getsizeof)
         self._in_flight_bytes = 0  # the frame websockets is writing now
         self._close_timer: asyncio.TimerHandle | None = None
-        self._drained = asyncio.Event()
-        self._drained.set()
+        self._held = False  # the reader waits: too much is queued (see "Floods")
+        self._resume: asyncio.Future[None] | None = None  # only while the reader waits
         self._last_in = 0.0
         self._reader: asyncio.Task[None] | None = None
         self._writer: asyncio.Task[None] | None = None  # only while frames are queued
         self._idle: asyncio.TimerHandle | None = None
-        self._stopping: list[ChannelServer] = []
+        self._stopping: tuple[ChannelServer, ...] = ()  # set once, when the channels stop
 
     @property
     def state(self) -> ConnectionState:
@@ -197,8 +197,12 @@ class Transport:
                     log.debug("< %s ignored: the connection is %s", short(raw, 80), self.state)
                     continue
                 await self._receive(raw)
-                if not self._drained.is_set():
-                    await self._drained.wait()
+                if self._held:
+                    self._resume = loop.create_future()
+                    try:
+                        await self._resume
+                    finally:
+                        self._resume = None
                 await asyncio.sleep(0)  # let other connections run between frames
         except ConnectionClosed:
             pass
@@ -286,7 +290,7 @@ class Transport:
             self._reader.cancel()  # type: ignore[union-attr]
 
     async def _stop_channels(self) -> None:
-        servers = self._stopping = list(self.channels.values())
+        servers = self._stopping = tuple(self.channels.values())
         self.channels.clear()
         if self.killed:
             await asyncio.gather(*(s.kill() for s in servers))
@@ -325,7 +329,7 @@ class Transport:
             self.abort(f"slow consumer: more than {endpoint.max_outgoing} frames unread")
         elif (len(self._out) > endpoint.outgoing_high
               or self.outgoing_bytes > endpoint.outgoing_high_bytes):
-            self._drained.clear()
+            self._held = True
 
     def _write_through(self, frame: Frame) -> bool:
         """Hand ``frame`` to websockets now if nothing can be ahead of it; False: queue it."""
@@ -346,6 +350,11 @@ class Transport:
             log.debug("> %s", short(frame))
         return True
 
+    def _release_reader(self) -> None:
+        self._held = False
+        if self._resume is not None and not self._resume.done():
+            self._resume.set_result(None)
+
     def _start_writer(self) -> None:
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._write_loop(), name="transport writer")
@@ -356,7 +365,7 @@ class Transport:
             while self._out:
                 item = self._out.popleft()
                 if isinstance(item, _CloseRequest):
-                    self._drained.set()
+                    self._release_reader()
                     await self.ws.close(item.code, "")  # Phoenix's close reasons are empty
                     return
                 self._in_flight_bytes = sys.getsizeof(item)
@@ -374,7 +383,7 @@ class Transport:
                 self._in_flight_bytes = 0
                 if (len(self._out) <= endpoint.outgoing_high // 2
                         and self.outgoing_bytes <= endpoint.outgoing_high_bytes // 2):
-                    self._drained.set()
+                    self._release_reader()
                 if log.isEnabledFor(logging.DEBUG):
                     log.debug("> %s", short(item))
         except ConnectionClosed:
@@ -382,7 +391,7 @@ class Transport:
             self._out.clear()
             self.outgoing_bytes = self._in_flight_bytes = 0
         finally:
-            self._drained.set()  # never leave the reader waiting on a dead writer
+            self._release_reader()  # never leave the reader waiting on a dead writer
             if self._writer is asyncio.current_task():
                 self._writer = None  # the next queued frame starts a new one
 
