@@ -78,7 +78,9 @@ async def _stdin_closed() -> None:
 
 async def main(args: argparse.Namespace) -> int:
     """Serve until SIGTERM / SIGINT (graceful) or until the parent dies (abrupt)."""
-    options = {"answer_heartbeats": not args.drop_heartbeats}
+    # A process that is only a server: freezing after ramps keeps its collections short.
+    options: dict[str, object] = {"answer_heartbeats": not args.drop_heartbeats,
+                                  "gc_freeze": True}
     if args.idle_timeout is not None:
         options["idle_timeout"] = args.idle_timeout
     if args.fd is not None:  # the parent kept our port bound while no process served it
