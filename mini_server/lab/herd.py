@@ -21,7 +21,10 @@ server is never too busy to answer.
 :func:`full_jitter` turns any schedule into "full jitter" (a random delay between 0 and the
 schedule's delay, the AWS Architecture Blog's name); the result plugs into the real client
 as ``Socket(url, reconnect_after=full_jitter(protocol.reconnect_after))``.  Both take a seed
-so a chapter draws the same figure on every run.
+so a chapter draws the same figure on every run.  Full jitter keeps the schedule's long
+steps (the last clients come back up to 5 s after the server); the client's
+``capped_jitter`` (``mini_server/client/jitter.py``) caps them, and ``simulate_herd`` shows
+both.
 """
 
 from __future__ import annotations
