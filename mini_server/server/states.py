@@ -131,7 +131,9 @@ class Lifecycle(Generic[S]):
 
     __slots__ = ("state", "transitions", "who")  # one per connection and per channel
 
-    def __init__(self, initial: S, transitions: Mapping[tuple[S, str], S], who: str) -> None:
+    def __init__(self, initial: S, transitions: Mapping[tuple[S, str], S], who: object) -> None:
+        # ``who`` is anything whose str() names the owner, formatted only when a line is
+        # logged or a transition refused: not once per connection and per join.
         self.state = initial
         self.transitions, self.who = transitions, who
 

@@ -150,8 +150,7 @@ class Transport:
         self.vsn = serializer.vsn
         self.connected_at = time.time()
         self.channels: dict[Any, ChannelServer] = {}
-        self.lifecycle = Lifecycle(ConnectionState.OPEN, CONNECTION_TRANSITIONS,
-                                   f"socket {socket_id or hex(id(self))}")
+        self.lifecycle = Lifecycle(ConnectionState.OPEN, CONNECTION_TRANSITIONS, self)
         self.close_why: str | None = None  # why we closed it: for the log and panels
         self._out: deque[Frame | _CloseRequest] = deque()
         self.outgoing_bytes = 0  # what the queued and in-flight frames hold (sys.getsizeof)
@@ -164,6 +163,9 @@ class Transport:
         self._writer: asyncio.Task[None] | None = None  # only while frames are queued
         self._idle: asyncio.TimerHandle | None = None
         self._stopping: tuple[ChannelServer, ...] = ()  # set once, when the channels stop
+
+    def __str__(self) -> str:
+        return f"socket {self.socket_id or hex(id(self))}"
 
     @property
     def state(self) -> ConnectionState:
