@@ -49,7 +49,8 @@ async def main(subscribers: int = 10_000, messages: int = 40, size: int = 100) -
               f"{run.rss_per_socket / KIB:.1f} KiB and {run.objects_per_socket:.0f} "
               f"GC-tracked objects (outside the frozen generation) per socket")
     bare, frozen = runs["bare websockets"], runs["ours, gc_freeze on"]
-    memory = frozen.rss_per_socket / bare.rss_per_socket
+    # At smoke-test sizes RSS may not move at all: never divide by nothing.
+    memory = frozen.rss_per_socket / max(bare.rss_per_socket, 1.0)
     fanout = frozen.fanout[1:] or frozen.fanout
     pauses = max(fanout) / statistics.median(fanout)
     print(f"memory: RSS per socket ours/bare {memory:.2f} (goal <= {GOAL})")
