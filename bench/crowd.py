@@ -11,13 +11,15 @@ what it receives), so their own cost adds as little as possible to a fan-out tim
 
 ``python bench/crowd.py serve KIND [--gc-freeze]`` starts a server (KIND: ``fastlane``,
 ``intercept``: our :class:`~mini_server.server.Endpoint`; ``bare``: websockets'
-``serve()`` + ``broadcast()``), prints ``port P`` and answers one line per command read
+``serve()`` + ``broadcast()``; ``echo``: websockets answering every frame with an ok
+reply), prints ``port P`` and answers one line per command read
 from stdin: ``count`` (subscribers), ``b SEQ`` (broadcast message SEQ; answers the
 monotonic time before and after the call), ``stats`` (RSS, GC-tracked objects, the longest
 full collection and how many there were), ``quit``.
 
 ``python bench/crowd.py clients PORT N JOIN`` opens N connections (joining ``room:bench``
-when JOIN is 1), prints ``ready``, then ``got SEQ T`` once all N have received message SEQ.
+when JOIN is 1), prints ``ready SECONDS`` (first connect to last join reply), then
+``got SEQ T`` once all N have received message SEQ.
 Broadcasts are paced by the parent (the next goes out once every client has the last), so
 each connection's count moves by one per message.  ``time.monotonic()`` is one system-wide
 clock on Linux and macOS, so ``T - T0`` spans processes.
@@ -83,7 +85,7 @@ def payload(seq: int, size: int) -> dict[str, Any]:
     return {"body": "x" * size, "seq": seq}
 
 
-async def serve(kind: str, size: int, gc_freeze: bool) -> None:
+async def serve(kind: str, size: int, gc_freeze: bool, log_level: str | None = None) -> None:
     """Run one server and answer the parent's commands until ``quit``."""
     sys.path.insert(0, ROOT)
     from websockets.asyncio.server import broadcast as ws_broadcast
@@ -103,9 +105,13 @@ async def serve(kind: str, size: int, gc_freeze: bool) -> None:
             await self.push(event, payload)
             return noreply()
 
-    # Clients that vanish at the end would each log a line; nothing is logged in either
-    # server (the cost of logging has its own figure, see the README's bench section).
-    logging.disable(logging.CRITICAL)
+    # Clients that vanish at the end would each log a line; nothing is logged unless
+    # --log-level asks (bench/joins.py measures what logging costs; stderr is /dev/null).
+    if log_level is None:
+        logging.disable(logging.CRITICAL)
+    else:
+        logging.basicConfig(level=log_level, stream=sys.stderr,
+                            format="%(asctime)s %(name)s %(message)s")
     watch = GCWatch()
     endpoint = None
     conns: set[Any] = set()
@@ -120,6 +126,16 @@ async def serve(kind: str, size: int, gc_freeze: bool) -> None:
 
         server = await ws_serve(handler, "127.0.0.1", 0, compression=None, ping_interval=None,
                                 max_queue=None)
+        port = server.sockets[0].getsockname()[1]
+    elif kind == "echo":
+        async def echo(ws: Any) -> None:
+            # The least a server can do for a join: decode it, answer ok with its refs.
+            async for raw in ws:
+                join_ref, ref, topic, _event, _payload = json.loads(raw)
+                await ws.send(json.dumps([join_ref, ref, topic, "phx_reply",
+                                          {"status": "ok", "response": {}}]))
+
+        server = await ws_serve(echo, "127.0.0.1", 0, compression=None, ping_interval=None)
         port = server.sockets[0].getsockname()[1]
     else:
         room = FastRoom if kind == "fastlane" else InterceptRoom
@@ -174,6 +190,8 @@ class Crowd:
 
     def __init__(self, total: int) -> None:
         self.total = total
+        self.started = time.monotonic()
+        self.ramp = 0.0  # seconds from the first connect to the last join reply
         self.ready = 0
         self.all_ready = asyncio.Event()
         self.arrived = 0
@@ -182,6 +200,7 @@ class Crowd:
     def one_ready(self) -> None:
         self.ready += 1
         if self.ready == self.total:
+            self.ramp = time.monotonic() - self.started
             self.all_ready.set()
 
     def one_arrived(self) -> None:
@@ -249,7 +268,7 @@ async def clients(port: int, count: int, join: bool) -> None:
         transports.extend(t for t, _ in made)
     async with asyncio.timeout(START_TIMEOUT):
         await crowd.all_ready.wait()
-    print("ready", flush=True)
+    print(f"ready {crowd.ramp!r}", flush=True)
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
     await reader.read()  # EOF: the parent is done with us
@@ -267,11 +286,12 @@ class Child:
         self.process = process
 
     @classmethod
-    async def start(cls, *args: str) -> Child:
+    async def start(cls, *args: str, quiet: bool = False) -> Child:
         env = {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
         process = await asyncio.create_subprocess_exec(
             sys.executable, os.path.join(HERE, "crowd.py"), *args, env=env,
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.DEVNULL if quiet else None)
         return cls(process)
 
     async def line(self, within: float = START_TIMEOUT) -> list[str]:
@@ -342,7 +362,7 @@ async def run_crowd(kind: str, subscribers: int, messages: int, *, processes: in
                                     "0" if kind == "bare" else "1")
                   for share in shares if share]
         for crowd in crowds:
-            assert (await crowd.line()) == ["ready"]
+            assert (await crowd.line())[0] == "ready"
         async with asyncio.timeout(START_TIMEOUT):
             # Polled: the server is another process, there is no event to wait on.
             while int((await server.ask("count"))[1]) < subscribers:  # noqa: ASYNC110
@@ -375,7 +395,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="role", required=True)
     s = sub.add_parser("serve")
-    s.add_argument("kind", choices=["fastlane", "intercept", "bare"])
+    s.add_argument("kind", choices=["fastlane", "intercept", "bare", "echo"])
+    s.add_argument("--log-level", default=None)
     s.add_argument("--size", type=int, default=16)
     s.add_argument("--gc-freeze", action="store_true")
     c = sub.add_parser("clients")
@@ -384,7 +405,7 @@ def main() -> None:
     c.add_argument("join", type=int)
     args = parser.parse_args()
     if args.role == "serve":
-        asyncio.run(serve(args.kind, args.size, args.gc_freeze))
+        asyncio.run(serve(args.kind, args.size, args.gc_freeze, args.log_level))
     else:
         asyncio.run(clients(args.port, args.count, bool(args.join)))
 

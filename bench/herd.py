@@ -4,7 +4,8 @@ The parent serves an :class:`~mini_server.server.Endpoint` in its own loop (the 
 in-kernel server); client processes hold ``--clients`` course ``Socket`` clients, each
 joined to one channel.  The parent kills the server (clients see 1006), keeps it down for
 ``--outage`` seconds and starts it again on the same port; every client reports the moment
-its socket is open again.  Per schedule it prints when the last client was back (seconds
+its socket is open again.  Schedules: Phoenix's default, full jitter over it (chapter 04),
+and ``capped_jitter``.  Per schedule it prints when the last client was back (seconds
 after the server was), the peak of reconnects in any 100 ms, and what
 ``lab.herd.simulate_herd`` predicts for the same crowd.  Goals: with ``capped_jitter``
 all back within 3 s of the return, and a peak at least 5x below the default schedule's; the
@@ -29,19 +30,23 @@ from crowd import ROOT
 sys.path.insert(0, ROOT)
 from mini_server import protocol
 from mini_server.client import Socket, capped_jitter
-from mini_server.lab.herd import simulate_herd
+from mini_server.lab.herd import full_jitter, simulate_herd
 from mini_server.server import Endpoint
 
 GOAL_BACK = 3.0  # seconds after the server is back
 GOAL_CUT = 5.0  # peak per 100 ms, default / jitter
-SCHEDULES = ("default", "capped_jitter")
+SCHEDULES = ("default", "full_jitter", "capped_jitter")
 READY_TIMEOUT = 120.0
 SCRIPT = os.path.abspath(__file__)
 
 
 def schedule(name: str, seed: int):
     """The reconnect schedule called ``name`` (one RNG per client process)."""
-    return protocol.reconnect_after if name == "default" else capped_jitter(seed=seed)
+    if name == "default":
+        return protocol.reconnect_after
+    if name == "full_jitter":  # what chapter 04 teaches first: spread, but slow to come back
+        return full_jitter(protocol.reconnect_after, seed=seed)
+    return capped_jitter(seed=seed)
 
 
 async def clients(url: str, count: int, name: str, seed: int) -> None:

@@ -48,6 +48,15 @@ async def test_herd_benchmark_brings_every_client_back_with_both_schedules(capsy
     assert out.splitlines()[-1] == f"ratio {ratio:.2f} (goal <= 0.20)"
 
 
+async def test_joins_benchmark_times_a_burst_against_echo_and_both_log_levels(capsys):
+    """bench/joins.py times a join burst on the echo baseline and ours at WARNING and INFO."""
+    ratio = await load("joins").main(clients=5, rounds=1)
+    out = capsys.readouterr().out
+    for label in ("bare echo", "ours, WARNING", "ours, INFO"):
+        assert re.search(rf"{label} +min [\d.]+ / median [\d.]+ / max [\d.]+ ms", out)
+    assert out.splitlines()[-1] == f"ratio {ratio:.2f} (goal <= 2.0)"
+
+
 async def test_recovery_benchmark_times_both_lab_servers(capsys):
     """bench/recovery.py recovers a three-channel socket after kill + restart of both servers."""
     ratio = await load("recovery").main(rounds=1)
