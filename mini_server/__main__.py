@@ -50,6 +50,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "default); larger frames close with 1009")
     parser.add_argument("--log-level", default="INFO",
                         choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    parser.add_argument("--no-gc-freeze", dest="gc_freeze", action="store_false",
+                        help="do not gc.freeze() after ramps of connections (it keeps full "
+                             "garbage collections short with thousands of sockets)")
     return parser.parse_args(argv)
 
 
@@ -60,7 +63,7 @@ async def serve(args: argparse.Namespace) -> None:
                         idle_timeout=args.idle_timeout or None,
                         max_frame_size=args.max_frame_size or None,
                         check_origin=args.check_origin, url_host=args.url_host,
-                        auth_token=args.auth_token)
+                        auth_token=args.auth_token, gc_freeze=args.gc_freeze)
     await endpoint.start()
     print(f"mini_server listening on {endpoint.url} (clients connect to "
           f"{endpoint.url}/websocket)", flush=True)

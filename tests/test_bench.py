@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import re
 import sys
 from pathlib import Path
 
@@ -21,12 +22,51 @@ def load(name: str):
     return module
 
 
-async def test_fanout_benchmark_reports_a_ratio(capsys):
-    """bench/fanout.py delivers every broadcast both ways and prints the ratio line."""
-    await load("fanout").main(subscribers=3, messages=5, rounds=1)
+async def test_fanout_benchmark_reports_spreads_and_a_ratio_line(capsys):
+    """bench/fanout.py runs bare, fastlane and intercept servers and ends with its ratio line."""
+    ratio = await load("fanout").main(subscribers=3, messages=3, rounds=1, intercept=True)
     out = capsys.readouterr().out
-    assert "3 subscribers x 5 broadcasts = 15 deliveries" in out
-    assert "ratio intercept/fastlane time:" in out
+    assert "3 subscribers x 3 broadcasts, 1 rounds" in out
+    for kind in ("bare", "fastlane", "intercept"):
+        assert re.search(rf"{kind} +fan-out min [\d.]+ / median [\d.]+ / max [\d.]+ ms", out)
+    assert out.splitlines()[-1] == f"ratio {ratio:.2f} (goal <= 1.3)"
+
+
+async def test_scale_benchmark_reports_pauses_memory_and_a_ratio_line(capsys):
+    """bench/scale.py runs its three servers and states both goals, then the ratio line."""
+    ratio = await load("scale").main(subscribers=4, messages=3, size=10)
+    out = capsys.readouterr().out
+    for label in ("bare websockets", "ours, gc_freeze off", "ours, gc_freeze on"):
+        assert label in out
+    assert "memory: RSS per socket ours/bare" in out and "pauses: worst broadcast" in out
+    assert out.splitlines()[-1] == f"ratio {ratio:.2f} (goal <= 2.0)"
+
+
+async def test_herd_benchmark_brings_every_client_back_with_both_schedules(capsys):
+    """bench/herd.py kills and restarts the server under a small real crowd, both schedules."""
+    ratio = await load("herd").main([4], outage=0.3)
+    out = capsys.readouterr().out
+    assert re.search(r"default +all back [\d.]+ s after the server; peak \d+ per 100 ms", out)
+    assert re.search(r"capped_jitter +all back [\d.]+ s after the server", out)
+    assert out.splitlines()[-1] == f"ratio {ratio:.2f} (goal <= 0.20)"
+
+
+async def test_joins_benchmark_times_a_burst_against_echo_and_both_log_levels(capsys):
+    """bench/joins.py times a join burst on the echo baseline and ours at WARNING and INFO."""
+    ratio = await load("joins").main(clients=5, rounds=1)
+    out = capsys.readouterr().out
+    for label in ("bare echo", "ours, WARNING", "ours, INFO"):
+        assert re.search(rf"{label} +min [\d.]+ / median [\d.]+ / max [\d.]+ ms", out)
+    assert out.splitlines()[-1] == f"ratio {ratio:.2f} (goal <= 2.0)"
+
+
+async def test_recovery_benchmark_times_both_lab_servers(capsys):
+    """bench/recovery.py recovers a three-channel socket after kill + restart of both servers."""
+    ratio = await load("recovery").main(rounds=1)
+    out = capsys.readouterr().out
+    assert re.search(r"kernel +recovery [\d.]+ / [\d.]+ / [\d.]+; fresh connect", out)
+    assert re.search(r"process +recovery [\d.]+ / [\d.]+ / [\d.]+; fresh connect", out)
+    assert out.splitlines()[-1] == f"ratio {ratio:.2f} (goal <= 1)"
 
 
 async def test_slow_reader_benchmark_reports_memory_and_the_abort(capsys):

@@ -32,6 +32,8 @@ adds one random wait of up to a window before the first try, so each client retr
 own phase and the crowd arrives spread over the window.  The costs: a short blip costs up to
 a window instead of 10 ms, a long outage sees a retry per window instead of every 5 s, and
 the window must be sized for the crowd.
+The client's ``capped_jitter`` (``mini_server/client/jitter.py``) is a real reconnect option
+with the same aim (Phoenix's steps capped at 2 s); ``simulate_herd`` runs either.
 """
 
 from __future__ import annotations

@@ -125,11 +125,16 @@ async def _stdin_closed() -> None:
 
 async def main(args: argparse.Namespace) -> int:
     """Serve until SIGTERM / SIGINT (graceful) or until the parent dies (abrupt)."""
-    options = {"answer_heartbeats": not args.drop_heartbeats}
+    # A process that is only a server: freezing after ramps keeps its collections short.
+    options: dict[str, object] = {"answer_heartbeats": not args.drop_heartbeats,
+                                  "gc_freeze": True}
     if args.idle_timeout is not None:
         options["idle_timeout"] = args.idle_timeout
     if args.fd is not None:  # the parent kept our port bound while no process served it
-        options["sock"] = socket.socket(fileno=args.fd)
+        # Say IPPROTO_TCP explicitly: without SO_PROTOCOL (macOS) fileno= alone reads 0 and
+        # asyncio would leave Nagle on for every accepted connection.
+        options["sock"] = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP,
+                                        fileno=args.fd)
     history = None
     routes = None  # the demo routes
     if args.history is not None:  # chapter 05: history:* kept in a SQLite file the parent names

@@ -40,11 +40,12 @@ import asyncio
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
-
-from matplotlib.figure import Figure
+from typing import TYPE_CHECKING, Any
 
 from mini_server.lab.servers import read_state
+
+if TYPE_CHECKING:  # matplotlib costs ~0.9 s to import: loaded when a plot is first drawn
+    from matplotlib.figure import Figure
 
 logger = logging.getLogger(__name__)
 
@@ -257,6 +258,8 @@ class Timeline:
              ax: Any = None) -> tuple[Figure, list[dict[str, Any]]]:
         """Draw joined channels, outage spans and the parts of each downtime; (figure, numbers)."""
         if ax is None:
+            from matplotlib.figure import Figure  # only now: importing the module stays cheap
+
             fig = Figure(figsize=(10, 3.6), layout="constrained")
             ax = fig.add_subplot()
         else:

@@ -143,8 +143,7 @@ class ChannelServer:
         self.channel.socket_id = transport.socket_id
         self.channel._server = self
         self.mailbox = Mailbox(mailbox_size)
-        self.lifecycle = Lifecycle(ChannelProcessState.JOINING, CHANNEL_TRANSITIONS,
-                                   f"channel {topic!r} {join_ref!r}")
+        self.lifecycle = Lifecycle(ChannelProcessState.JOINING, CHANNEL_TRANSITIONS, self)
         self.task: asyncio.Task[None] | None = None
         self._sub: Subscription | None = None
         self._ref: Any = None
@@ -152,6 +151,9 @@ class ChannelServer:
         # the endpoint's set of every live timer, so snapshot() can show one that leaked
         self.timer_registry: set[ChannelTimer] = getattr(transport.endpoint, "channel_timers",
                                                          set())
+
+    def __str__(self) -> str:
+        return f"channel {self.topic!r} {self.join_ref!r}"
 
     @property
     def state(self) -> ChannelProcessState:

@@ -55,6 +55,10 @@ Limits (keyword arguments): ``idle_timeout`` 60 s (Phoenix's; None disables),
 default; else abort), ``close_timeout`` 1 s for a close frame to be written (else abort;
 also websockets' closing handshake), ``drain_timeout`` for ``stop()`` as a whole.
 
+``gc_freeze=True`` calls ``gc.freeze()`` once serving and after each ramp of connections
+(``gc_freeze.py``: full collections stay short at 10 000 sockets); process-wide, so the CLI
+and the lab's process server turn it on and an endpoint in a kernel leaves it off.
+
 ``stop`` and ``kill`` are idempotent.  ``snapshot()`` walks the live tables (no I/O, no
 copies of queues) so a panel can poll it ten times a second; params pass through
 ``mini_server.redaction.redact`` (the course's one rule: secret-looking keys such as
@@ -91,6 +95,7 @@ from mini_server.protocol import (
 from mini_server.redaction import redact
 from mini_server.server import handshake
 from mini_server.server.channel import Channel
+from mini_server.server.gc_freeze import RampFreezer
 from mini_server.server.log_lines import server_logger
 from mini_server.server.origin import CheckOrigin, origin_allowed, parse_allowed
 from mini_server.server.pubsub import PubSub
@@ -130,6 +135,23 @@ def reserve_port(host: str, port: int) -> socket.socket | None:
     return sock
 
 
+def as_tcp(sock: socket.socket) -> socket.socket:
+    """``sock`` as an IPPROTO_TCP socket object, so asyncio sets TCP_NODELAY on what it accepts.
+
+    asyncio's ``_set_nodelay`` looks at the listening socket's ``proto`` (inherited by every
+    accepted socket), not at the kernel: a ``socket.socket(AF_INET, SOCK_STREAM)`` says 0 and
+    its connections keep Nagle on.  Same file descriptor, new Python object; others unchanged.
+    """
+    if sock.family not in (socket.AF_INET, socket.AF_INET6) or sock.type != socket.SOCK_STREAM:
+        return sock
+    if sock.proto == socket.IPPROTO_TCP:
+        return sock
+    blocking = sock.getblocking()
+    tcp = socket.socket(sock.family, sock.type, socket.IPPROTO_TCP, fileno=sock.detach())
+    tcp.setblocking(blocking)
+    return tcp
+
+
 class Endpoint:
     """A Phoenix-compatible socket endpoint serving ``{path}/websocket``."""
 
@@ -147,7 +169,7 @@ class Endpoint:
                  max_outgoing_bytes: int = MAX_OUTGOING_BYTES,
                  send_timeout: float | None = SEND_TIMEOUT,
                  close_timeout: float = 1.0, drain_timeout: float = 1.5,
-                 sock: socket.socket | None = None) -> None:
+                 sock: socket.socket | None = None, gc_freeze: bool = False) -> None:
         if channels is None:
             from mini_server.server.demo import DEMO_ROUTES
             channels = DEMO_ROUTES
@@ -175,7 +197,9 @@ class Endpoint:
         self._server: Server | None = None
         self._port_hold: socket.socket | None = None
         self._hold_finalizer: weakref.finalize | None = None
+        self.gc_freezer = RampFreezer() if gc_freeze else None
         if sock is not None:  # a bound socket handed over (e.g. by a parent process)
+            sock = as_tcp(sock)
             self.port = sock.getsockname()[1]
             self._keep_port(sock)
 
@@ -215,6 +239,8 @@ class Endpoint:
             logger=server_logger("websockets.server.mini_server"))
         self.port = self._server.sockets[0].getsockname()[1]
         self.lifecycle.fire("start")
+        if self.gc_freezer is not None:
+            self.gc_freezer.started()
         log.info("= listening on %s", self.url)
         return self
 
@@ -291,6 +317,8 @@ class Endpoint:
 
     def _fresh_state(self) -> None:
         self.transports.clear()
+        if self.gc_freezer is not None:
+            self.gc_freezer.stopped()
         if self._own_pubsub:
             self.pubsub = PubSub()
 
@@ -421,10 +449,15 @@ class Endpoint:
             return
         transport = Transport(self, conn, serializer, params, assigns, socket_id)
         self.transports.add(transport)
+        freezer = self.gc_freezer
+        if freezer is not None:
+            freezer.changed(len(self.transports))
         try:
             await transport.run()
         finally:
             self.transports.discard(transport)
+            if freezer is not None and freezer is self.gc_freezer and self.running:
+                freezer.changed(len(self.transports))
 
 
 def parse_params(query: str) -> dict[str, Any]:

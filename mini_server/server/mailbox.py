@@ -25,14 +25,17 @@ from typing import Any
 class Mailbox:
     """A FIFO with a soft bound that awaiting writers respect and an urgent slot."""
 
+    # Slots, and a future only while someone waits (not two Events per channel): a room of
+    # ten thousand channels is that many mailboxes for the garbage collector to walk.
+    __slots__ = ("_getter", "_items", "_putters", "_urgent", "closed", "maxsize")
+
     def __init__(self, maxsize: int) -> None:
         self.maxsize = maxsize
         self._items: deque[Any] = deque()
         self._urgent: Any = None
         self.closed = False
-        self._readable = asyncio.Event()
-        self._writable = asyncio.Event()
-        self._writable.set()
+        self._getter: asyncio.Future[None] | None = None  # the channel task, waiting
+        self._putters: list[asyncio.Future[None]] | None = None  # writers waiting for room
 
     def __len__(self) -> int:
         return len(self._items)
@@ -40,30 +43,37 @@ class Mailbox:
     async def put(self, item: Any) -> None:
         """Append, first waiting while the mailbox is full (client pushes)."""
         while len(self._items) >= self.maxsize and not self.closed:
-            self._writable.clear()
-            await self._writable.wait()
+            waiter = asyncio.get_running_loop().create_future()
+            if self._putters is None:
+                self._putters = []
+            self._putters.append(waiter)
+            try:
+                await waiter
+            finally:
+                if waiter in self._putters:
+                    self._putters.remove(waiter)
         if not self.closed:
             self._items.append(item)
-        self._readable.set()
+        self._wake_getter()
 
     def put_nowait(self, item: Any) -> bool:
         """Append without waiting (internal messages); False past the hard cap."""
         if len(self._items) >= self.maxsize * 10 or self.closed:
             return False
         self._items.append(item)
-        self._readable.set()
+        self._wake_getter()
         return True
 
     def close(self) -> None:
         """Refuse new items and release waiting writers: the channel is gone."""
         self.closed = True
         self._items.clear()
-        self._writable.set()
+        self._wake_putters()
 
     def interrupt(self, item: Any) -> None:
         """Make ``item`` the next thing ``get`` returns, ahead of the queue."""
         self._urgent = item
-        self._readable.set()
+        self._wake_getter()
 
     async def get(self) -> Any:
         """The urgent item if any, else the oldest item; waits while empty."""
@@ -73,8 +83,22 @@ class Mailbox:
                 return item
             if self._items:
                 item = self._items.popleft()
-                if len(self._items) < self.maxsize:
-                    self._writable.set()
+                if self._putters and len(self._items) < self.maxsize:
+                    self._wake_putters()
                 return item
-            self._readable.clear()
-            await self._readable.wait()
+            # Checked and parked in one step, so a wake-up cannot fall between the two.
+            self._getter = asyncio.get_running_loop().create_future()
+            try:
+                await self._getter
+            finally:
+                self._getter = None
+
+    def _wake_getter(self) -> None:
+        getter = self._getter
+        if getter is not None and not getter.done():
+            getter.set_result(None)
+
+    def _wake_putters(self) -> None:
+        for waiter in self._putters or ():
+            if not waiter.done():
+                waiter.set_result(None)

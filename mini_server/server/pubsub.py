@@ -42,7 +42,7 @@ from mini_server.server.log_lines import server_logger
 log = server_logger(__name__)
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Subscription:
     """One subscriber of one topic; ``owner`` identifies it for broadcast_from."""
 
@@ -122,27 +122,30 @@ class PubSub:
 
     def local_broadcast(self, message: Broadcast, *, from_owner: object = None) -> int:
         """Deliver to this node's subscribers now; returns how many got it."""
-        subs = [s for s in self._topics.get(message.topic, ())
-                if from_owner is None or s.owner is not from_owner]
-        # Encode before delivering anything: a payload that cannot be encoded raises here
-        # and nobody gets half a broadcast.
+        event = message.event
+        # One pass decides each subscriber's path and encodes once per serializer before
+        # anything is delivered: a payload that cannot be encoded raises here and nobody
+        # gets half a broadcast.  (frame None: the subscriber's deliver, i.e. its mailbox.)
+        plan: list[tuple[Subscription, Frame | None]] = []
         frames: dict[int, Frame] = {}
-        for sub in subs:
-            if self._fastlane(sub, message) and id(sub.serializer) not in frames:
-                frames[id(sub.serializer)] = sub.serializer.fastlane(message)  # type: ignore[union-attr]
-        for sub in subs:
+        for sub in self._topics.get(message.topic, ()):
+            if from_owner is not None and sub.owner is from_owner:
+                continue
+            serializer = sub.serializer
+            if serializer is None or sub.send_frame is None or event in sub.intercept:
+                plan.append((sub, None))
+                continue
+            frame = frames.get(id(serializer))
+            if frame is None:
+                frame = frames[id(serializer)] = serializer.fastlane(message)
+            plan.append((sub, frame))
+        for sub, frame in plan:
             try:
-                if self._fastlane(sub, message):
-                    sub.send_frame(frames[id(sub.serializer)])  # type: ignore[misc]
-                else:
+                if frame is None:
                     sub.deliver(message)
+                else:
+                    sub.send_frame(frame)  # type: ignore[misc]
             except Exception:
                 # One broken subscriber must not stop delivery to the others.
                 log.exception("! pubsub: delivery of %s to %r failed", message.event, sub.owner)
-        return len(subs)
-
-    @staticmethod
-    def _fastlane(sub: Subscription, message: Broadcast) -> bool:
-        return (sub.serializer is not None and sub.send_frame is not None
-                and message.event not in sub.intercept)
-
+        return len(plan)

@@ -129,7 +129,11 @@ S = TypeVar("S", EndpointState, ConnectionState, ChannelProcessState)
 class Lifecycle(Generic[S]):
     """A state that changes only through its transition table, logging every change."""
 
-    def __init__(self, initial: S, transitions: Mapping[tuple[S, str], S], who: str) -> None:
+    __slots__ = ("state", "transitions", "who")  # one per connection and per channel
+
+    def __init__(self, initial: S, transitions: Mapping[tuple[S, str], S], who: object) -> None:
+        # ``who`` is anything whose str() names the owner, formatted only when a line is
+        # logged or a transition refused: not once per connection and per join.
         self.state = initial
         self.transitions, self.who = transitions, who
 

@@ -9,10 +9,17 @@ it, and this module only carries that out: reply to a heartbeat, start a join (k
 duplicate first, whose ``phx_close`` follows the new join's reply), queue the message in a
 channel's mailbox, drop it (stale join_ref, dying channel), or answer "unmatched topic".
 
-Writing.  Every outgoing frame goes through :meth:`send_frame` into one deque drained by
-one writer task, so frames leave in the order they were produced.  A close request is
-queued behind the frames already waiting, so a reply precedes its close; the idle close
-is the exception (below).
+Writing.  Every outgoing frame goes through :meth:`send_frame`, which either writes it at
+once ("write-through") or appends it to one deque drained by one writer task, so frames
+leave in the order they were produced.  Write-through happens only when nothing is queued
+or in flight and websockets' transport is not paused (its write buffer is below the 32 KiB
+``write_limit``): then nothing could be ahead of the frame, and writing it is what
+``websockets.broadcast`` does (``protocol.send_text`` + ``send_data``), with no task
+wake-up, future or coroutine per subscriber.  Otherwise the frame is queued, and the
+writer task (started when the queue gets its first frame, gone when it is empty again)
+sends it with back-pressure; while anything is queued or in flight every later frame
+queues behind it.  A close request is queued behind the frames already waiting, so a
+reply precedes its close; the idle close is the exception (below).
 
 Lifecycle.  ``ConnectionState`` (``states.py``) changes only through its table: ``close``
 (a close frame is queued), ``abort`` (TCP dropped by us), ``kill`` (server killed),
@@ -27,8 +34,10 @@ empty reason on the wire; the reason is logged (``x``/``!`` lines) for people an
 Slow readers.  A frame costs the connection its memory size (``sys.getsizeof``) from the
 moment it is queued until websockets has taken it (``ws.send`` returns once the transport's
 write buffer is below websockets' 32 KiB ``write_limit``), so the count covers the frame in
-flight too.  A broadcast frame shared by many subscribers is charged to each of them: the
-figure bounds what one connection pins.  A connection is **aborted** (TCP dropped, no close
+flight too.  A frame written through costs nothing here: it went straight into a write
+buffer that was below the limit, which is the same one frame plus 32 KiB as before.  A
+broadcast frame shared by many subscribers is charged to each of them: the figure bounds
+what one connection pins.  A connection is **aborted** (TCP dropped, no close
 frame: the client sees 1006; its channels stop; no other connection is touched) when
 
 * more than ``max_outgoing_bytes`` (default 8 MiB) or ``max_outgoing`` frames wait: a
@@ -84,6 +93,7 @@ from typing import TYPE_CHECKING, Any
 
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
+from websockets.protocol import State as WebSocketState
 
 from mini_server.protocol import (
     CHANNEL_CRASH,
@@ -126,6 +136,13 @@ class _CloseRequest:
 class Transport:
     """One connected socket: its channels, its reader loop and its writer task."""
 
+    # Slots: ten thousand connections mean ten thousand of these, and a __dict__ each is
+    # one more object for every garbage collection to walk.
+    __slots__ = ("__weakref__", "_close_timer", "_held", "_idle", "_in_flight_bytes", "_last_in",
+                 "_out", "_reader", "_resume", "_stopping", "_writer", "assigns", "channels",
+                 "close_why", "connected_at", "endpoint", "lifecycle", "outgoing_bytes",
+                 "params", "repeats", "serializer", "socket_id", "vsn", "ws")
+
     def __init__(self, endpoint: Endpoint, ws: ServerConnection, serializer: Serializer,
                  params: dict[str, Any], assigns: dict[str, Any], socket_id: str | None) -> None:
         self.endpoint, self.ws, self.serializer = endpoint, ws, serializer
@@ -133,20 +150,23 @@ class Transport:
         self.vsn = serializer.vsn
         self.connected_at = time.time()
         self.channels: dict[Any, ChannelServer] = {}
-        self.lifecycle = Lifecycle(ConnectionState.OPEN, CONNECTION_TRANSITIONS,
-                                   f"socket {socket_id or hex(id(self))}")
+        self.lifecycle = Lifecycle(ConnectionState.OPEN, CONNECTION_TRANSITIONS, self)
         self.close_why: str | None = None  # why we closed it: for the log and panels
         self._out: deque[Frame | _CloseRequest] = deque()
         self.outgoing_bytes = 0  # what the queued and in-flight frames hold (sys.getsizeof)
         self._in_flight_bytes = 0  # the frame websockets is writing now
         self._close_timer: asyncio.TimerHandle | None = None
-        self._out_ready = asyncio.Event()
-        self._drained = asyncio.Event()
-        self._drained.set()
+        self._held = False  # the reader waits: too much is queued (see "Floods")
+        self._resume: asyncio.Future[None] | None = None  # only while the reader waits
         self._last_in = 0.0
         self._reader: asyncio.Task[None] | None = None
-        self._stopping: list[ChannelServer] = []
+        self._writer: asyncio.Task[None] | None = None  # only while frames are queued
+        self._idle: asyncio.TimerHandle | None = None
         self.repeats = Repeats(log)  # what this client makes us warn about, rate-limited
+        self._stopping: tuple[ChannelServer, ...] = ()  # set once, when the channels stop
+
+    def __str__(self) -> str:
+        return f"socket {self.socket_id or hex(id(self))}"
 
     @property
     def state(self) -> ConnectionState:
@@ -165,8 +185,9 @@ class Transport:
         loop = asyncio.get_running_loop()
         self._last_in = loop.time()
         self._reader = asyncio.current_task()
-        writer = asyncio.create_task(self._write_loop(), name="transport writer")
-        idle = asyncio.create_task(self._watch_idle(), name="transport idle")
+        if self.endpoint.idle_timeout:
+            # A timer, not a task: no coroutine and frame held per connection.
+            self._idle = loop.call_later(self.endpoint.idle_timeout, self._check_idle)
         id_sub = None
         if self.socket_id is not None:
             id_sub = self.endpoint.pubsub.subscribe(
@@ -179,8 +200,12 @@ class Transport:
                     log.debug("< %s ignored: the connection is %s", short(raw, 80), self.state)
                     continue
                 await self._receive(raw)
-                if not self._drained.is_set():
-                    await self._drained.wait()
+                if self._held:
+                    self._resume = loop.create_future()
+                    try:
+                        await self._resume
+                    finally:
+                        self._resume = None
                 await asyncio.sleep(0)  # let other connections run between frames
         except ConnectionClosed:
             pass
@@ -192,14 +217,17 @@ class Transport:
             self.lifecycle.fire("ended")
             if self._close_timer is not None:
                 self._close_timer.cancel()
+            if self._idle is not None:
+                self._idle.cancel()
             if id_sub is not None:
                 self.endpoint.pubsub.unsubscribe(id_sub)
             await self._stop_channels()
-            if close_frame and not writer.done():
-                await asyncio.wait({writer}, timeout=self.endpoint.close_timeout)
-            for task in (writer, idle):
-                task.cancel()
-            await asyncio.gather(writer, idle, return_exceptions=True)
+            writer = self._writer
+            if writer is not None:
+                if close_frame and not writer.done():
+                    await asyncio.wait({writer}, timeout=self.endpoint.close_timeout)
+                writer.cancel()
+                await asyncio.gather(writer, return_exceptions=True)
             self.repeats.flush()
             log.info("x socket closed id=%s code=%s reason=%r", self.socket_id,
                      self.ws.close_code, self.close_why or self.ws.close_reason)
@@ -219,7 +247,7 @@ class Transport:
             self._out.clear()
             self.outgoing_bytes = self._in_flight_bytes
         self._out.append(_CloseRequest(int(code)))
-        self._out_ready.set()
+        self._start_writer()
         self._close_timer = asyncio.get_running_loop().call_later(
             self.endpoint.close_timeout, self._close_overdue, False)
 
@@ -266,7 +294,7 @@ class Transport:
             self._reader.cancel()  # type: ignore[union-attr]
 
     async def _stop_channels(self) -> None:
-        servers = self._stopping = list(self.channels.values())
+        servers = self._stopping = tuple(self.channels.values())
         self.channels.clear()
         if self.killed:
             await asyncio.gather(*(s.kill() for s in servers))
@@ -280,15 +308,20 @@ class Transport:
         self.send_frame(self.serializer.encode(msg))
 
     def send_frame(self, frame: Frame) -> None:
-        """Queue an encoded frame behind the others (dropped once the connection is closing).
+        """Write an encoded frame now, or queue it behind the others (dropped once closing).
 
-        A connection past ``max_outgoing_bytes`` or ``max_outgoing`` frames is aborted.
+        Written at once only when nothing is queued or in flight and the transport is not
+        paused; a connection past ``max_outgoing_bytes`` or ``max_outgoing`` queued frames
+        is aborted.
         """
-        if self.state is not ConnectionState.OPEN:
+        if self.lifecycle.state is not ConnectionState.OPEN:
+            return
+        if not self._out and not self._in_flight_bytes and self._write_through(frame):
             return
         self._out.append(frame)
         self.outgoing_bytes += sys.getsizeof(frame)
-        self._out_ready.set()
+        if self._writer is None:
+            self._start_writer()
         endpoint = self.endpoint
         if self.outgoing_bytes > endpoint.max_outgoing_bytes:
             log.error("! slow consumer: %d bytes unread (budget %d); aborting the connection",
@@ -300,18 +333,43 @@ class Transport:
             self.abort(f"slow consumer: more than {endpoint.max_outgoing} frames unread")
         elif (len(self._out) > endpoint.outgoing_high
               or self.outgoing_bytes > endpoint.outgoing_high_bytes):
-            self._drained.clear()
+            self._held = True
+
+    def _write_through(self, frame: Frame) -> bool:
+        """Hand ``frame`` to websockets now if nothing can be ahead of it; False: queue it."""
+        ws = self.ws
+        if ws.paused or ws.protocol.state is not WebSocketState.OPEN:
+            return False  # the writer task sends it after the drain (or meets the close)
+        try:
+            if isinstance(frame, str):
+                ws.protocol.send_text(frame.encode())
+            else:
+                ws.protocol.send_binary(frame)
+            ws.send_data()
+        except Exception:
+            log.exception("! write failed; aborting the connection")
+            self.abort("write failed")
+            return True
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("> %s", short(frame))
+        return True
+
+    def _release_reader(self) -> None:
+        self._held = False
+        if self._resume is not None and not self._resume.done():
+            self._resume.set_result(None)
+
+    def _start_writer(self) -> None:
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_loop(), name="transport writer")
 
     async def _write_loop(self) -> None:
         endpoint = self.endpoint
         try:
-            while True:
-                while not self._out:
-                    self._out_ready.clear()
-                    await self._out_ready.wait()
+            while self._out:
                 item = self._out.popleft()
                 if isinstance(item, _CloseRequest):
-                    self._drained.set()
+                    self._release_reader()
                     await self.ws.close(item.code, "")  # Phoenix's close reasons are empty
                     return
                 self._in_flight_bytes = sys.getsizeof(item)
@@ -329,29 +387,34 @@ class Transport:
                 self._in_flight_bytes = 0
                 if (len(self._out) <= endpoint.outgoing_high // 2
                         and self.outgoing_bytes <= endpoint.outgoing_high_bytes // 2):
-                    self._drained.set()
+                    self._release_reader()
                 if log.isEnabledFor(logging.DEBUG):
                     log.debug("> %s", short(item))
         except ConnectionClosed:
-            pass
+            # What is queued will never be written; the reader is about to see the close.
+            self._out.clear()
+            self.outgoing_bytes = self._in_flight_bytes = 0
         finally:
-            self._drained.set()  # never leave the reader waiting on a dead writer
+            self._release_reader()  # never leave the reader waiting on a dead writer
+            if self._writer is asyncio.current_task():
+                self._writer = None  # the next queued frame starts a new one
 
-    async def _watch_idle(self) -> None:
+    def _check_idle(self) -> None:
         timeout = self.endpoint.idle_timeout
-        if not timeout:
-            return
+        assert timeout  # armed only with an idle timeout
         loop = asyncio.get_running_loop()
-        while True:
-            remaining = self._last_in + timeout - loop.time()
-            if remaining <= 0:
-                log.warning("- idle timeout: nothing received for %.1f s", timeout)
-                # First: what a silent client has not read it will never see, and a close
-                # behind unread frames would never be written.
-                self.close(CloseCode.PROTOCOL_ERROR, f"idle timeout ({timeout:g} s silent)",
-                           first=True)
-                return
-            await asyncio.sleep(remaining)
+        remaining = self._last_in + timeout - loop.time()
+        if remaining > 0:
+            self._idle = loop.call_later(remaining, self._check_idle)
+            return
+        self._idle = None
+        if self.lifecycle.state is not ConnectionState.OPEN:
+            return
+        log.warning("- idle timeout: nothing received for %.1f s", timeout)
+        # First: what a silent client has not read it will never see, and a close behind
+        # unread frames would never be written.
+        self.close(CloseCode.PROTOCOL_ERROR, f"idle timeout ({timeout:g} s silent)",
+                   first=True)
 
     # --- reading --------------------------------------------------------------------------
 

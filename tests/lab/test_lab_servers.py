@@ -219,3 +219,27 @@ async def test_process_close_gives_the_port_back(process_server):
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as other:
         other.bind(("127.0.0.1", port))
         other.listen()
+
+
+def _nodelay_of(handle) -> list[int]:
+    return [t.ws.transport.get_extra_info("socket").getsockopt(socket.IPPROTO_TCP,
+                                                               socket.TCP_NODELAY)
+            for t in handle.endpoint.transports]
+
+
+@pytest.mark.parametrize("how", ["restart", "kill"])
+async def test_kernel_server_connections_after_a_restart_keep_tcp_nodelay(kernel_server, how):
+    """After restart() (or kill() then restart()) accepted sockets still have TCP_NODELAY.
+
+    The chapters' case: without it two frames back to back stall ~40 ms (Nagle + delayed ACK).
+    """
+    ws = await raw_join(kernel_server.url, ["room:1"])
+    assert _nodelay_of(kernel_server) == [1]
+    await getattr(kernel_server, how)()
+    await _close_code(ws)
+    if how == "kill":
+        await kernel_server.restart()
+    ws2 = await raw_join(kernel_server.url, ["room:2"])
+    await wait_until(lambda: len(kernel_server.endpoint.transports) == 1)
+    assert _nodelay_of(kernel_server) == [1]
+    await ws2.close()

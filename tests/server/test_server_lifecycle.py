@@ -8,6 +8,7 @@ import errno
 import socket
 
 import pytest
+from channels import ROUTES
 from raw_client import TIMEOUT, reply
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosedError, InvalidStatus
@@ -366,3 +367,17 @@ async def test_connections_after_a_restart_keep_tcp_nodelay(make_server, raw, ho
     again = await raw(endpoint=server)
     await again.join("echo:1", "jr2")
     assert [_nodelay(t) for t in server.transports] == [1]
+
+
+async def test_a_plain_socket_handed_to_the_endpoint_still_gets_tcp_nodelay(raw):
+    """``Endpoint(sock=socket.socket(AF_INET, SOCK_STREAM))`` (proto 0) serves with TCP_NODELAY."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)  # proto 0, as tests and benches do
+    sock.bind(("127.0.0.1", 0))
+    server = Endpoint(ROUTES, sock=sock)
+    try:
+        await server.start()
+        client = await raw(endpoint=server)
+        await client.join("echo:1", "jr")
+        assert [_nodelay(t) for t in server.transports] == [1]
+    finally:
+        await server.aclose()
