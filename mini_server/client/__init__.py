@@ -5,7 +5,8 @@
 ``Push`` (push.py) is one message awaiting its reply; ``NaiveSocket`` (naive.py) is the
 deliberately wrong client chapter 03 takes apart; ``LastSeen`` and ``push_until_acked``
 (delivery.py) are catch-up and at-least-once, chapter 05; ``NewestToken`` (tokens.py)
-rejoins with the newest token a server pushed, chapter 07.  Every step is on the event stream
+rejoins with the newest token a server pushed, chapter 07; buggy.py holds chapter 09's
+four planted bugs (import it as ``mini_server.client.buggy``).  Every step is on the event stream
 (``socket.on_event``), see events.py.
 """
 
