@@ -16,7 +16,7 @@ CORE = ["00_start_here", "01_sockets_and_channels", "02_unreliable_connections",
         "03_channel_subscriptions", "04_reconnecting_well"]
 # the core and the chapters written after it
 WRITTEN = [*CORE, "05_keeping_data_alive", "06_channels_in_a_cluster",
-           "07_customizing_channels", "08_testing_channels"]
+           "07_customizing_channels", "08_testing_channels", "09_bug_hunt"]
 
 _runs: dict[str, ChapterRun | BaseException] = {}
 
