@@ -152,10 +152,11 @@ def test_chapter_07_has_a_predict_then_run_challenge_per_ten_minutes_of_teaching
                for c in challenges)
 
 
-def test_chapter_08_has_a_predict_then_run_challenge_per_ten_minutes_of_teaching():
+@pytest.mark.parametrize("name", ["08_testing_channels", "09_bug_hunt"])
+def test_chapter_has_a_predict_then_run_challenge_per_ten_minutes_of_teaching(name):
     """Each '**Predict, then run.**' cell sits before the code cell that answers it, its answer
     collapsed in <details>."""
-    cells = load("08_testing_channels").cells
+    cells = load(name).cells
     minutes = int(re.search(r"\*\*Time\*\*: (\d+) min teaching", cells[0].source)[1])
     found = [i for i, c in enumerate(cells)
              if c.cell_type == "markdown" and c.source.startswith("**Predict, then run.**")]

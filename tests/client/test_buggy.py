@@ -26,10 +26,12 @@ FAST = {"heartbeat_interval": 0.5, "timeout": 1.0}
 SECRET = "a secret key base that is long enough for the course's token module, surely"
 
 
-async def restart_and_wait_open(endpoint: Endpoint, sock: Socket) -> None:
+async def outage(endpoint: Endpoint, channel) -> None:
+    """Kill the server, wait until the client noticed (the channel errored), restart it."""
     await endpoint.kill()
+    await channel.wait_state(ChannelState.ERRORED, timeout=5)
     await endpoint.restart()
-    await sock.wait_open(timeout=5)
+    await channel.socket.wait_open(timeout=5)
 
 
 @pytest.mark.parametrize("buggy", [False, True])
@@ -42,7 +44,7 @@ async def test_forgetful_rejoin_receives_frames_but_runs_no_callback(endpoint, s
     room = sock.channel("room:1")
     room.on("new_msg", heard.append)
     await room.join()
-    await restart_and_wait_open(endpoint, sock)
+    await outage(endpoint, room)
     await room.wait_joined(timeout=5)
     assert endpoint.snapshot()["topics"] == {"room:1": 1}  # rejoined, either way
     mark = len(log)
@@ -63,7 +65,7 @@ async def test_empty_rejoin_is_refused_for_a_missing_token(sockets, buggy):
         vip = sock.channel("token:ann", {"token": sign(SECRET, SALT, "ann")})
         await vip.join()
         mark = len(log)
-        await restart_and_wait_open(endpoint, sock)
+        await outage(endpoint, vip)
         if not buggy:
             await vip.wait_joined(timeout=5)
             assert endpoint.snapshot()["channel_count"] == 1
@@ -87,7 +89,7 @@ async def test_unregistering_socket_leaves_the_server_joined_and_the_client_not(
     room = sock.channel("room:1")
     await room.join()
     mark = len(log)
-    await restart_and_wait_open(endpoint, sock)
+    await outage(endpoint, room)
     if not buggy:
         await room.wait_joined(timeout=5)
         assert room in sock.channels
@@ -126,6 +128,8 @@ async def test_stray_heartbeat_after_disconnect_brings_the_socket_back(
     await log.wait_kind("connect", since=mark)  # a socket we disconnected came back
     await sock.wait_open(timeout=5)
     assert endpoint.snapshot()["socket_count"] == 1
+    sock.disconnect()
+    Socket.clear_heartbeats(sock)  # the real method: or the stray timer brings it back again
 
 
 def test_every_bug_names_the_report_it_is_modelled_on():
