@@ -15,7 +15,7 @@ CORE = ["00_start_here", "01_sockets_and_channels", "02_unreliable_connections",
         "03_channel_subscriptions", "04_reconnecting_well"]
 # the core and the chapters written after it
 WRITTEN = [*CORE, "05_keeping_data_alive", "06_channels_in_a_cluster",
-           "07_customizing_channels", "08_testing_channels"]
+           "07_customizing_channels", "08_testing_channels", "09_bug_hunt"]
 CHALLENGE = "**Predict, then run.**"
 LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)|(?:href|src)=\"([^\"]+)\"")
 
@@ -152,10 +152,11 @@ def test_chapter_07_has_a_predict_then_run_challenge_per_ten_minutes_of_teaching
                for c in challenges)
 
 
-def test_chapter_08_has_a_predict_then_run_challenge_per_ten_minutes_of_teaching():
+@pytest.mark.parametrize("name", ["08_testing_channels", "09_bug_hunt"])
+def test_chapter_has_a_predict_then_run_challenge_per_ten_minutes_of_teaching(name):
     """Each '**Predict, then run.**' cell sits before the code cell that answers it, its answer
     collapsed in <details>."""
-    cells = load("08_testing_channels").cells
+    cells = load(name).cells
     minutes = int(re.search(r"\*\*Time\*\*: (\d+) min teaching", cells[0].source)[1])
     found = [i for i, c in enumerate(cells)
              if c.cell_type == "markdown" and c.source.startswith("**Predict, then run.**")]

@@ -16,7 +16,7 @@ CORE = ["00_start_here", "01_sockets_and_channels", "02_unreliable_connections",
         "03_channel_subscriptions", "04_reconnecting_well"]
 # the core and the chapters written after it
 WRITTEN = [*CORE, "05_keeping_data_alive", "06_channels_in_a_cluster",
-           "07_customizing_channels", "08_testing_channels"]
+           "07_customizing_channels", "08_testing_channels", "09_bug_hunt"]
 
 _runs: dict[str, ChapterRun | BaseException] = {}
 
@@ -229,3 +229,24 @@ def test_chapter_08_controls_time_and_survives_two_outages():
     assert "arrived instead: the connection closed (code 1006)" in text
     assert "tick n at fake time: [(1, 0.25), (2, 0.5), (3, 0.75)]" in text
     assert "still running: nothing" in text
+
+
+def test_chapter_09_shows_each_planted_bug_by_its_symptom():
+    """Chapter 09: each buggy client shows its report's symptom: a broadcast on the wire but not
+    in the callback, a rejoin sent as {} and refused 'missing', a reply the unregistered channel
+    never hears while the server holds it, a disconnected socket that reconnects by itself."""
+    text = executed("09_bug_hunt").text()
+    assert re.search(r"< room:1 new_msg \(None, None\) \{'body': 'after the deploy'\}", text)
+    assert len(re.findall(r"^heard: \[\{'body': 'before the deploy'\}\]$", text, re.M)) == 2
+    assert re.search(r"> token:ann phx_join \(\d+, \d+\) \{\}$", text, re.M)
+    assert "{'reason': 'missing'}" in text
+    assert re.search(r"^join payloads sent: \[\{'token': '[^']+'\}, \{\}", text, re.M)
+    assert re.search(r"^client: errored \| server holds 1 socket\(s\), channels \{\}$", text, re.M)
+    # a displayed panel's text repr ends without a newline: no ^ right after one
+    assert re.search(r"wire: +room:2 phx_reply .*'status': 'ok'", text, re.M)
+    assert re.search(r"^client: <Channel room:2 joining join_ref=\d+> \| registered with the "
+                     r"socket: False$", text, re.M)
+    assert re.search(r"= phoenix heartbeat \(None, \d+\) buffered until open$", text, re.M)
+    assert re.search(r"not answered within [\d.]+ s: reconnecting", text)
+    assert "server holds 1 socket(s), channels {}" in text.split("buffered until open")[1]
+    assert text.rstrip().endswith("still running: nothing")

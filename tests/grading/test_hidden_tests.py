@@ -298,6 +298,39 @@ async def dedupe_test(endpoint):
         await numbers.refute_push("number", timeout=5)
 '''),
     },
+    "09_bug_hunt": {
+        "q1_keep_bindings": ("q1_tests", '''
+class KeepBindingsChannel(ForgetfulChannel):
+    saved = None
+
+    def rejoin(self, timeout=None):
+        if self.saved is None:
+            self.saved = list(self._bindings)  # a copy taken once, at the first rejoin
+        super().rejoin(timeout)
+        self._bindings = list(self.saved)
+'''),
+        "q2_keep_params": ("q2_tests", '''
+class KeepParamsChannel(EmptyRejoinChannel):
+    def rejoin(self, timeout=None):
+        if not hasattr(self, "first_params"):
+            self.first_params = self.params()  # the first join's payload, replayed forever
+        self.join_push.payload = lambda: self.first_params
+        Channel.rejoin(self, timeout)
+'''),
+        "q3_stay_registered": ("q3_tests", '''
+class StayRegisteredSocket(UnregisteringSocket):
+    def rejoin_channel(self, channel):
+        super().rejoin_channel(channel)
+        self.channels.append(channel)  # registered again, but its socket callbacks are gone
+'''),
+        "q4_quiet_socket": ("q4_tests", '''
+class QuietSocket(StrayHeartbeatSocket):
+    def disconnect(self, code=None, reason=None, callback=None):
+        if self._heartbeat_timer is not None:  # fixed in disconnect() only
+            self._heartbeat_timer.cancel()
+        super().disconnect(code, reason, callback)
+'''),
+    },
 }
 
 

@@ -11,7 +11,7 @@ from nbgrading import ASSIGNMENTS, ROOT, grade_cells, notebook
 CHAPTER_SLUGS = ["01_sockets_and_channels", "02_unreliable_connections",
                  "03_channel_subscriptions", "04_reconnecting_well", "05_keeping_data_alive",
                  "06_channels_in_a_cluster", "07_customizing_channels",
-                 "08_testing_channels"]
+                 "08_testing_channels", "09_bug_hunt"]
 
 
 def cells(step: str, assignment: str) -> list[dict]:
