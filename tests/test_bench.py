@@ -60,6 +60,25 @@ async def test_joins_benchmark_times_a_burst_against_echo_and_both_log_levels(ca
     assert out.splitlines()[-1] == f"ratio {ratio:.2f} (goal <= 2.0)"
 
 
+async def test_latency_benchmark_times_heartbeats_against_echo(capsys):
+    """bench/latency.py times every client's heartbeat round trip on both servers."""
+    ratio = await load("latency").main(clients=3, rounds=2)
+    out = capsys.readouterr().out
+    for label in ("bare echo", "ours"):
+        assert re.search(rf"{label} +round trip min [\d.]+ / median [\d.]+ / max [\d.]+ ms, "
+                         r"p99 [\d.]+ ms", out)
+    assert out.splitlines()[-1] == f"ratio {ratio:.2f} (goal <= 1.5)"
+
+
+async def test_startup_benchmark_times_both_servers_to_listening(capsys):
+    """bench/startup.py starts the CLI and a bare websockets server until each listens."""
+    ratio = await load("startup").main(rounds=1)
+    out = capsys.readouterr().out
+    for label in ("bare websockets", r"ours \(CLI\)"):
+        assert re.search(rf"{label} +min [\d.]+ / median [\d.]+ / max [\d.]+ ms", out)
+    assert out.splitlines()[-1] == f"ratio {ratio:.2f} (goal <= 2.5)"
+
+
 async def test_recovery_benchmark_times_both_lab_servers(capsys):
     """bench/recovery.py recovers a three-channel socket after kill + restart of both servers."""
     ratio = await load("recovery").main(rounds=1)
