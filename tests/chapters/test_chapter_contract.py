@@ -142,27 +142,34 @@ def test_chapter_01_links_chapter_07_where_it_points_at_it():
     assert "[chapter 07](07_customizing_channels.ipynb)" in text
 
 
-def test_chapter_07_has_a_predict_then_run_challenge_per_ten_minutes_of_teaching():
-    """Each '**Predict, then run.**' cell hides its answer in a collapsed <details>."""
-    cells = markdown("07_customizing_channels")
-    minutes = int(re.search(r"\*\*Time\*\*: (\d+) min teaching", cells[0])[1])
-    challenges = [c for c in cells if c.startswith("**Predict, then run.**")]
-    assert len(challenges) * 10 >= minutes, f"{len(challenges)} challenges for {minutes} min"
-    assert all("<details><summary>Answer</summary>" in c and c.rstrip().endswith("</details>")
-               for c in challenges)
+def teaching_minutes(name: str) -> int:
+    """The teaching minutes the title cell's Time line states."""
+    found = re.search(r"\*\*Time\*\*: (\d+) min teaching", markdown(name)[0])
+    assert found, "the Time line does not say 'NN min teaching'"
+    return int(found[1])
 
 
-@pytest.mark.parametrize("name", ["08_testing_channels", "09_bug_hunt"])
-def test_chapter_has_a_predict_then_run_challenge_per_ten_minutes_of_teaching(name):
-    """Each '**Predict, then run.**' cell sits before the code cell that answers it, its answer
-    collapsed in <details>."""
+@pytest.mark.parametrize("name", WRITTEN)
+def test_an_inline_challenge_every_ten_minutes_of_teaching(name):
+    """'Predict, then run' challenges with a collapsed answer: one per 10 min of teaching time,
+    each before a code cell (the one that shows the answer), none in the closing sections."""
     cells = load(name).cells
-    minutes = int(re.search(r"\*\*Time\*\*: (\d+) min teaching", cells[0].source)[1])
+    closing = next(i for i, c in enumerate(cells)
+                   if c.cell_type == "markdown" and c.source.startswith("## Key points"))
     found = [i for i, c in enumerate(cells)
-             if c.cell_type == "markdown" and c.source.startswith("**Predict, then run.**")]
-    assert len(found) * 10 >= minutes, f"{len(found)} challenges for {minutes} min"
+             if c.cell_type == "markdown" and c.source.startswith(CHALLENGE)]
+    minutes = teaching_minutes(name)
+    assert len(found) >= max(1, minutes // 10), (
+        f"{len(found)} challenges for {minutes} min of teaching: want one per 10 min")
     for i in found:
+        source = cells[i].source
         assert re.search(r"<details><summary>Answer[^<]*</summary>\n\n.+\n\n</details>$",
-                         cells[i].source, re.S), f"cell {i}: collapse the answer in <details>"
-        assert cells[i + 1].cell_type == "code", f"cell {i}: no code cell answers it"
-CHALLENGE = "**Predict, then run.**"
+                         source, re.S), f"cell {i}: the answer must be collapsed in <details>"
+        assert i < closing and cells[i + 1].cell_type == "code", (
+            f"cell {i}: a challenge sits in the body, right before the cell that answers it")
+
+
+def test_every_chapter_file_is_in_the_contract():
+    """A new chapters/*.ipynb is checked by the contract tests (WRITTEN) as soon as it exists."""
+    on_disk = sorted(p.stem for p in CHAPTERS.glob("[0-9][0-9]_*.ipynb"))
+    assert on_disk == WRITTEN, f"chapters not in WRITTEN: {sorted(set(on_disk) - set(WRITTEN))}"
