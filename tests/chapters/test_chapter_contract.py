@@ -173,3 +173,99 @@ def test_every_chapter_file_is_in_the_contract():
     """A new chapters/*.ipynb is checked by the contract tests (WRITTEN) as soon as it exists."""
     on_disk = sorted(p.stem for p in CHAPTERS.glob("[0-9][0-9]_*.ipynb"))
     assert on_disk == WRITTEN, f"chapters not in WRITTEN: {sorted(set(on_disk) - set(WRITTEN))}"
+
+
+def agenda(title: str) -> list[tuple[str, str, int | None]]:
+    """(start, block, minutes) rows of the README table that follows the bold ``title``."""
+    readme = (Path(CHAPTERS).parent / "README.md").read_text(encoding="utf-8")
+    start = readme.find(f"**{title}")
+    assert start >= 0, f"README has no '**{title}' agenda"
+    rows = []
+    for line in readme[start:].splitlines()[1:]:
+        if rows and not line.startswith("|"):
+            break
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("|") and re.fullmatch(r"\d:\d\d", cells[0]):
+            rows.append((cells[0], cells[1], int(cells[2]) if cells[2] else None))
+    return rows
+
+
+@pytest.mark.parametrize(("title", "total"), [("A 3-hour workshop", 180), ("In 90 minutes", 90)])
+def test_workshop_agendas_add_up_with_breaks(title, total):
+    """Each row starts when the previous one ends, the last row ends the day at ``total``
+    minutes, and there is at least one break (two in three hours)."""
+    rows = agenda(title)
+    clock = 0
+    for start, block, minutes in rows:
+        hours, mins = start.split(":")
+        assert int(hours) * 60 + int(mins) == clock, f"{block!r} starts at {start}, not {clock}"
+        clock += minutes or 0
+    assert clock == total and rows[-1][2] is None, f"the agenda ends after {clock} min"
+    breaks = [row for row in rows if row[1] == "break"]
+    assert len(breaks) >= total // 90, f"{len(breaks)} breaks in {total} min"
+
+
+def test_workshop_agenda_gives_each_chapter_its_stated_teaching_time():
+    """The 3-hour agenda teaches every core chapter for exactly its Time line's minutes and
+    gives no exercise more than the chapter's stated exercise time."""
+    rows = agenda("A 3-hour workshop")
+    for name in CORE:
+        taught = [m for _, block, m in rows if f"(chapters/{name}.ipynb)" in block]
+        assert taught == [teaching_minutes(name)], f"{name}: agenda {taught}"
+        stated = re.search(r"· (\d+) min exercise", markdown(name)[0])
+        for _, block, minutes in rows:
+            if block.startswith(f"exercise {name[:2]},"):
+                assert stated and minutes <= int(stated[1]), f"{block}: {minutes} min"
+
+
+CHAPTER_REF = re.compile(r"\bchapters? (\d{2})(?:\s*[-–]\s*(\d{2}))?", re.I)
+
+
+@pytest.mark.parametrize("name", WRITTEN)
+def test_no_markdown_cell_names_a_chapter_that_does_not_exist(name):
+    """'chapter NN' and 'chapters NN-MM' only name chapters that are in chapters/."""
+    present = {path.name[:2] for path in CHAPTERS.glob("[0-9][0-9]_*.ipynb")}
+    missing = set()
+    for cell in markdown(name):
+        for match in CHAPTER_REF.finditer(cell):
+            first, last = int(match[1]), int(match[2] or match[1])
+            missing |= {f"{n:02d}" for n in range(first, last + 1)} - present
+    assert not missing, f"mentions chapter(s) {sorted(missing)}, which chapters/ does not have"
+
+
+def test_chapter_00_has_a_before_you_start_box_and_a_glossary():
+    """Chapter 00 says what to bring (a 'Before you start' box, before Setup, with links) and
+    defines the course's words in a '## Glossary' table."""
+    cells = markdown("00_start_here")
+    setup = next(i for i, c in enumerate(cells) if c.startswith("## Setup"))
+    box = [c for c in cells[:setup] if c.startswith("> **Before you start.**")]
+    assert box, "no '> **Before you start.**' box before Setup"
+    assert "asyncio" in box[0] and len(re.findall(r"\]\(https://", box[0])) >= 3
+    glossary = section(cells, "Glossary")
+    terms = re.findall(r"^\| \*\*(.+?)\*\* \|", glossary, re.M)
+    for term in ("socket", "channel", "topic", "ref", "join_ref", "push", "broadcast",
+                 "heartbeat", "close code"):
+        assert term in terms, f"the glossary does not define {term!r}"
+
+
+@pytest.mark.parametrize("name", CORE[1:])
+def test_chapter_links_the_glossary_before_its_first_section(name):
+    """Chapters 01-04 link chapter 00's glossary in their opening cells (first uses)."""
+    cells = markdown(name)
+    first_section = next(i for i, c in enumerate(cells) if re.match(r"## 1\. ", c))
+    assert any("(00_start_here.ipynb#Glossary)" in c for c in cells[:first_section + 1]), (
+        "no link to 00_start_here.ipynb#Glossary before or in section 1")
+
+
+# chapter -> the call whose figure the chapter shows (drawn from the package's own data)
+DIAGRAMS = {"00_start_here": "pieces()", "03_channel_subscriptions": "draw().figure",
+            "04_reconnecting_well": "plot_herds("}
+
+
+@pytest.mark.parametrize("name", sorted(DIAGRAMS))
+def test_listed_diagrams_are_drawn_by_the_package(name):
+    """The chapter has a code cell whose last statement draws its listed diagram."""
+    code = [c.source for c in load(name).cells if c.cell_type == "code"]
+    last_lines = [src.strip().splitlines()[-1] for src in code if src.strip()]
+    assert any(DIAGRAMS[name] in line for line in last_lines), (
+        f"no cell ends by drawing {DIAGRAMS[name]!r}")
