@@ -206,6 +206,9 @@ async def test_labels_never_overlap_and_the_legend_is_outside_the_data():
     assert len(boxes) == 5
     assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
     axes_box = ax.get_window_extent(renderer)
-    assert all(axes_box.contains(box.x0, box.y1) for box in boxes), "a label left the plot"
+    # A label aligned to an edge sits on it: allow the float rounding of half a pixel.
+    inside = axes_box.padded(0.5)
+    assert all(inside.contains(box.x0, box.y1) and inside.contains(box.x1, box.y1)
+               for box in boxes), f"a label left the plot: {axes_box.bounds} {boxes}"
     legend_box = fig.legends[0].get_window_extent(renderer)
     assert not legend_box.overlaps(axes_box), "the legend covers the data"
