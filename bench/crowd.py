@@ -91,19 +91,10 @@ async def serve(kind: str, size: int, gc_freeze: bool, log_level: str | None = N
     from websockets.asyncio.server import broadcast as ws_broadcast
     from websockets.asyncio.server import serve as ws_serve
 
+    # The same two rooms chapter 07 measures in the kernel: fastlane, and new_msg intercepted.
+    from mini_server.lab.fanout import FastRoom, InterceptRoom
     from mini_server.protocol import Broadcast, V2JSONSerializer
-    from mini_server.server import Channel, Endpoint, noreply, ok
-
-    class FastRoom(Channel):
-        async def join(self, topic: str, payload: Any):
-            return ok()
-
-    class InterceptRoom(FastRoom):
-        intercept = ("new_msg",)
-
-        async def handle_out(self, event: str, payload: Any):
-            await self.push(event, payload)
-            return noreply()
+    from mini_server.server import Endpoint
 
     # Clients that vanish at the end would each log a line; nothing is logged unless
     # --log-level asks (bench/joins.py measures what logging costs; stderr is /dev/null).
