@@ -31,6 +31,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from mini_server.grading.release import grading_checkout  # noqa: E402 (after the path)
+
 ASSIGNMENT = "01_sockets_and_channels"
 NOTEBOOK = f"{ASSIGNMENT}.ipynb"
 MARKERS = re.compile(r"^\s*### (BEGIN|END) SOLUTION\n", re.M)
@@ -44,13 +47,7 @@ def nbgrader(*args: str, cwd: Path) -> None:
 
 def course(folder: Path, submissions: int) -> list[str]:
     """A teacher's course with ``submissions`` correct answers handed in; the student ids."""
-    for name in ("chapters", "exercises", "mini_server"):
-        shutil.copytree(ROOT / name, folder / name,
-                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    for name in ("nbgrader_config.py", "pyproject.toml", "requirements.txt", "README.md",
-                 ".gitignore"):
-        shutil.copy(ROOT / name, folder / name)
-    shutil.copytree(ROOT / "solutions" / ASSIGNMENT, folder / "solutions" / ASSIGNMENT)
+    grading_checkout(ROOT, folder, ASSIGNMENT)
     nbgrader("generate_assignment", ASSIGNMENT, "--force", cwd=folder)
     nb = json.loads((folder / "exercises" / ASSIGNMENT / NOTEBOOK).read_text())
     worked = {c["metadata"]["nbgrader"]["grade_id"]: "".join(c["source"])

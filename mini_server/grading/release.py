@@ -29,7 +29,7 @@ import re
 import shutil
 from pathlib import Path
 
-__all__ = ["COPIED", "LeakingRelease", "build_release", "problems"]
+__all__ = ["COPIED", "LeakingRelease", "build_release", "grading_checkout", "problems"]
 
 # What learners get, relative to the course root.
 COPIED = (
@@ -125,6 +125,19 @@ def problems(release: Path) -> list[str]:
                 if not (path.parent / target).exists():
                     found.append(f"{path.relative_to(release)} links to missing {target}")
     return found
+
+
+def grading_checkout(course: Path, out: Path, assignment: str) -> None:
+    """A teacher's copy of ``course`` in ``out``: what learners get, the full README and the
+    source of one ``assignment`` (run ``nbgrader generate_assignment`` in it next)."""
+    for name in (*COPIED, "README.md"):
+        source = Path(course) / name
+        if source.is_dir():
+            shutil.copytree(source, Path(out) / name, ignore=_IGNORED, symlinks=False)
+        else:
+            shutil.copy2(source, Path(out) / name)
+    shutil.copytree(Path(course) / "solutions" / assignment,
+                    Path(out) / "solutions" / assignment, ignore=_IGNORED)
 
 
 def build_release(course: Path, out: Path, *, force: bool = False) -> list[Path]:

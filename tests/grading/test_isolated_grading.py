@@ -26,7 +26,6 @@ import copy
 import csv
 import json
 import re
-import shutil
 import sqlite3
 import subprocess
 import sys
@@ -36,6 +35,8 @@ from pathlib import Path
 import pytest
 from nbgrader.api import Gradebook
 from nbgrading import ENCODE, REBIND_RUN_ASYNC, ROOT, SWALLOW_EVERYTHING, kernel_env
+
+from mini_server.grading.release import grading_checkout
 
 pytestmark = [pytest.mark.timeout(900),
               pytest.mark.skipif(not sys.platform.startswith("linux"),
@@ -203,13 +204,7 @@ def submission(release: dict, solutions: dict, student: str, course: Path) -> di
 
 def teacher_course(course: Path) -> None:
     """A checkout of the course (what the release is made from) with the exercise generated."""
-    for name in ("chapters", "exercises", "mini_server"):
-        shutil.copytree(ROOT / name, course / name,
-                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    for name in ("nbgrader_config.py", "pyproject.toml", "requirements.txt", "README.md",
-                 ".gitignore"):
-        shutil.copy(ROOT / name, course / name)
-    shutil.copytree(ROOT / "solutions" / ASSIGNMENT, course / "solutions" / ASSIGNMENT)
+    grading_checkout(ROOT, course, ASSIGNMENT)
     nbgrader("generate_assignment", ASSIGNMENT, "--force", cwd=course)
 
 
