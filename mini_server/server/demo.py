@@ -23,7 +23,6 @@ Topics without a route get "unmatched topic" from the transport.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from mini_server.redaction import redact
@@ -125,7 +124,7 @@ class LabChannel(Channel):
             return reply("ok", {})
         if event == "async_reply":
             later = ("async_reply", self.socket_ref(), payload)
-            asyncio.get_running_loop().call_later(0.05, self.send_info, later)
+            self.send_after(0.05, later)
             return noreply()
         if event == "ticks" and isinstance(payload, dict) and {"count", "ms"} <= set(payload):
             self._tick_later(1, payload["count"], payload["ms"])
@@ -154,8 +153,7 @@ class LabChannel(Channel):
 
     def _tick_later(self, n: int, count: int, ms: Any) -> None:
         if n <= count:  # Process.send_after: each tick schedules the next one
-            asyncio.get_running_loop().call_later(ms / 1000, self.send_info,
-                                                  ("tick", n, count, ms))
+            self.send_after(ms / 1000, ("tick", n, count, ms))
 
     async def handle_info(self, msg: Any) -> NoReply:
         """The after-join push, asynchronous replies and ticks."""
