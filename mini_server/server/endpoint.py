@@ -110,6 +110,10 @@ MAX_OUTGOING_BYTES = 8 * 1_048_576
 #: Seconds one frame may wait for the client's TCP window before the connection is aborted:
 #: Thousand Island's (Bandit's) ``send_timeout`` default, which Ranch (Cowboy's) shares.
 SEND_TIMEOUT = 30.0
+#: Connections the kernel completes and queues for us while the loop is busy: Thousand
+#: Island's (Bandit's) default ``backlog``.  asyncio's own 100 overflows in a reconnect
+#: herd, and the kernel then drops SYNs, which a client retries only a second later.
+LISTEN_BACKLOG = 1024
 ConnectHook = Callable[[dict[str, Any], dict[str, Any]], Any]
 
 
@@ -225,10 +229,10 @@ class Endpoint:
         if self._server is not None:
             return self
         held = self._take_port_hold()
-        where: dict[str, Any] = {"host": self.host, "port": self.port}
+        where: dict[str, Any] = {"host": self.host, "port": self.port, "backlog": LISTEN_BACKLOG}
         if held is not None:
-            held.listen(100)
-            where = {"sock": held}  # asyncio now owns it and closes it with the server
+            # asyncio now owns it and closes it with the server; its listen() takes the backlog
+            where = {"sock": held, "backlog": LISTEN_BACKLOG}
         self._server = await serve(
             self._handle, **where,
             process_request=self._process_request, select_subprotocol=self._select_subprotocol,

@@ -381,3 +381,28 @@ async def test_a_plain_socket_handed_to_the_endpoint_still_gets_tcp_nodelay(raw)
         assert [_nodelay(t) for t in server.transports] == [1]
     finally:
         await server.aclose()
+
+
+@pytest.mark.parametrize("restarted", [False, True])
+async def test_the_listen_queue_holds_a_herd_the_loop_has_not_accepted_yet(make_server,
+                                                                          restarted):
+    """While the loop is busy, the kernel queues up to LISTEN_BACKLOG handshakes for it.
+
+    The test's own code blocks the loop, so nothing is accepted; every TCP connect must still
+    complete at once.  With asyncio's default backlog of 100 the 102nd SYN is dropped and
+    that client would retry only a second later (what a reconnect herd meets).
+    """
+    from mini_server.server.endpoint import LISTEN_BACKLOG
+
+    server = await make_server()
+    if restarted:  # the held port's listen(): the path the chapters' kill()/restart() take
+        await server.kill()
+        await server.restart()
+    crowd = []
+    try:
+        for _ in range(300):
+            crowd.append(socket.create_connection(("127.0.0.1", server.port), timeout=0.5))
+    finally:
+        for sock in crowd:
+            sock.close()
+    assert len(crowd) == 300 < LISTEN_BACKLOG
