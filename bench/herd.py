@@ -6,10 +6,18 @@ joined to one channel.  The parent kills the server (clients see 1006), keeps it
 ``--outage`` seconds and starts it again on the same port; every client reports the moment
 its socket is open again.  Schedules: Phoenix's default, full jitter over it (chapter 04),
 and ``capped_jitter``.  Per schedule it prints when the last client was back (seconds
-after the server was), the peak of reconnects in any 100 ms, and what
-``lab.herd.simulate_herd`` predicts for the same crowd.  Goals: with ``capped_jitter``
-all back within 3 s of the return, and a peak at least 5x below the default schedule's; the
-last line is the peak ratio jitter/default for the largest crowd.
+after the server was), the peak of successful attempts in any 100 ms (a sliding window),
+and what ``lab.herd.simulate_herd`` predicts for the same crowd, counted the same way.
+Goals: with ``capped_jitter`` all back within 3 s of the return, and a peak at least 5x
+below the default schedule's; the last line is the peak ratio jitter/default measured for
+the largest crowd.
+
+What the measured default herd is: 1,000 independent clients would all knock in the same
+instant (the simulation's 1,000 per 100 ms), but here two client processes share two cores
+with the server, and each spends about 0.25 ms of CPU on every refused attempt, so their
+clients drift apart during the outage's quick first retries and the measured default peak
+is what this machine can generate (about 300-380 per 100 ms for 1,000 clients).  The
+line "against 1,000 independent clients" divides the simulated default peak instead.
 
     python bench/herd.py [--clients 200 1000] [--outage 3]
 """
@@ -108,7 +116,6 @@ async def one_herd(count: int, name: str, outage: float) -> tuple[float, int]:
         async with asyncio.timeout(READY_TIMEOUT):
             for child in children:
                 assert (await child.stdout.readline()).split() == [b"ready"]  # type: ignore[union-attr]
-        down = time.monotonic()
         await endpoint.kill()
         await asyncio.sleep(outage)
         await endpoint.start()
@@ -137,11 +144,19 @@ async def one_herd(count: int, name: str, outage: float) -> tuple[float, int]:
         await endpoint.aclose()
     # The peak counts the successful attempts by when they were made (the demand a server
     # that comes back meets, as simulate_herd counts it); "back" is when the last is open.
-    buckets: dict[int, int] = {}
-    for t in attempts:
-        index = int((t - down) / 0.1)
-        buckets[index] = buckets.get(index, 0) + 1
-    return max(opens) - back, max(buckets.values())
+    return max(opens) - back, peak_in_any(attempts, 0.1)
+
+
+def peak_in_any(times: list[float], window: float) -> int:
+    """The most of ``times`` in any ``window`` seconds (a sliding window, not fixed buckets:
+    a burst that straddles a bucket edge counts whole)."""
+    times = sorted(times)
+    most = start = 0
+    for end, t in enumerate(times):
+        while t - times[start] >= window:
+            start += 1
+        most = max(most, end - start + 1)
+    return most
 
 
 async def main(sizes: list[int], outage: float = 3.0) -> float:
@@ -149,16 +164,20 @@ async def main(sizes: list[int], outage: float = 3.0) -> float:
     ratio = 0.0
     for count in sizes:
         print(f"{count} clients, {outage:g} s outage (server killed, then started again)")
-        peaks = {}
+        peaks, simulated = {}, {}
         for name in SCHEDULES:
             last, peak = await one_herd(count, name, outage)
             sim = simulate_herd(count, outage, schedule(name, 0))
             peaks[name] = peak
+            simulated[name] = peak_in_any(list(sim.reconnected), 0.1)
             print(f"  {name:14} all back {last:.2f} s after the server; peak {peak} per 100 ms"
-                  f"  (simulated: {sim.last_reconnect - outage:.2f} s, peak {sim.peak(0.1)})")
+                  f"  (simulated: {sim.last_reconnect - outage:.2f} s, "
+                  f"peak {simulated[name]})")
         ratio = peaks["capped_jitter"] / peaks["default"]
         print(f"  peak cut default/jitter: {peaks['default'] / peaks['capped_jitter']:.1f}x "
-              f"(goal >= {GOAL_CUT:g}x); goal for all back: <= {GOAL_BACK:g} s")
+              f"(goal >= {GOAL_CUT:g}x); goal for all back: <= {GOAL_BACK:g} s; against "
+              f"{count:,} independent clients (simulated default): "
+              f"{simulated['default'] / peaks['capped_jitter']:.1f}x")
     print(f"ratio {ratio:.2f} (goal <= {1 / GOAL_CUT:.2f})")
     return ratio
 

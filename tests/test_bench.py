@@ -51,6 +51,15 @@ async def test_herd_benchmark_brings_every_client_back_with_both_schedules(capsy
     assert out.splitlines()[-1] == f"ratio {ratio:.2f} (goal <= 0.20)"
 
 
+def test_herd_peak_counts_a_burst_that_straddles_a_bucket_edge_whole():
+    """The herd's peak is "in any 100 ms": three attempts 90 ms apart in all count as 3,
+    though fixed buckets from 0 would split them 1 + 2; a fourth 100 ms later starts anew."""
+    peak_in_any = load("herd").peak_in_any
+    assert peak_in_any([0.05, 0.12, 0.14, 0.24], 0.1) == 3
+    assert peak_in_any([0.75, 0.0, 0.5, 0.25], 0.25) == 1  # unsorted; a window is half-open
+    assert peak_in_any([], 0.1) == 0
+
+
 async def test_joins_benchmark_times_a_burst_against_echo_and_both_log_levels(capsys):
     """bench/joins.py times a join burst on the echo baseline and ours at WARNING and INFO."""
     ratio = await load("joins").main(clients=5, rounds=1)

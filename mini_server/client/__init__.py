@@ -6,7 +6,7 @@
 deliberately wrong client chapter 03 takes apart; ``LastSeen`` and ``push_until_acked``
 (delivery.py) are catch-up and at-least-once, chapter 05; ``NewestToken`` (tokens.py)
 rejoins with the newest token a server pushed, chapter 07; ``capped_jitter`` (jitter.py)
-is an optional reconnect schedule that brings a crowd back spread out and within 2 s;
+is an optional reconnect schedule that brings a crowd back spread out and within 2.5 s;
 buggy.py holds chapter 09's four planted bugs (import it as ``mini_server.client.buggy``).
 Every step is on the event stream (``socket.on_event``), see events.py.
 """

@@ -33,7 +33,9 @@ own phase and the crowd arrives spread over the window.  The costs: a short blip
 a window instead of 10 ms, a long outage sees a retry per window instead of every 5 s, and
 the window must be sized for the crowd.
 The client's ``capped_jitter`` (``mini_server/client/jitter.py``) is a real reconnect option
-with the same aim (Phoenix's steps capped at 2 s); ``simulate_herd`` runs either.
+with the same aim: Phoenix's 10 ms first try kept, then one random phase and a try every
+2.5 s, which stays even over the window however long the outage; ``simulate_herd`` runs
+either.
 """
 
 from __future__ import annotations
