@@ -19,7 +19,10 @@ clients drift apart during the outage's quick first retries and the measured def
 is what this machine can generate (about 300-380 per 100 ms for 1,000 clients).  The
 line "against 1,000 independent clients" divides the simulated default peak instead.
 
-    python bench/herd.py [--clients 200 1000] [--outage 3]
+The same limit holds for the reference client: ``--phoenix-js`` adds the herd made of
+phoenix.js sockets in node (``tests/js/herd.mjs``), whose default herd peaks no higher here.
+
+    python bench/herd.py [--clients 200 1000] [--outage 3] [--phoenix-js]
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ GOAL_CUT = 5.0  # peak per 100 ms, default / jitter
 SCHEDULES = ("default", "full_jitter", "capped_jitter")
 READY_TIMEOUT = 120.0
 SCRIPT = os.path.abspath(__file__)
+HERD_JS = os.path.join(ROOT, "tests", "js", "herd.mjs")  # needs `npm ci --prefix tests/js`
 
 
 def schedule(name: str, seed: int):
@@ -98,7 +102,16 @@ async def clients(url: str, count: int, name: str, seed: int) -> None:
         sock.disconnect()
 
 
-async def one_herd(count: int, name: str, outage: float) -> tuple[float, int]:
+def client_command(runner: str, url: str, share: int, name: str, n: int) -> list[str]:
+    """The command line of one client process: the course client or phoenix.js (node)."""
+    if runner == "phoenix.js":
+        spec = "default" if name == "default" else f"capped:{capped_jitter().cap:g}"
+        return ["node", HERD_JS, url, str(share), spec]
+    return [sys.executable, SCRIPT, "clients", url, str(share), name, str(n)]
+
+
+async def one_herd(count: int, name: str, outage: float,
+                   runner: str = "python") -> tuple[float, int]:
     """Kill, wait ``outage``, start again; (last back after the return, peak per 100 ms)."""
     logging.disable(logging.CRITICAL)
     endpoint = Endpoint(port=0, idle_timeout=None)
@@ -110,12 +123,14 @@ async def one_herd(count: int, name: str, outage: float) -> tuple[float, int]:
         env = {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
         for n, share in enumerate(shares):
             children.append(await asyncio.create_subprocess_exec(
-                sys.executable, SCRIPT, "clients", endpoint.url, str(share),
-                name, str(n), env=env, stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE))
+                *client_command(runner, endpoint.url, share, name, n), env=env,
+                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE))
         async with asyncio.timeout(READY_TIMEOUT):
             for child in children:
-                assert (await child.stdout.readline()).split() == [b"ready"]  # type: ignore[union-attr]
+                line = await child.stdout.readline()  # type: ignore[union-attr]
+                assert line.split() == [b"ready"], (
+                    f"a {runner} client process did not get ready: {line!r}"
+                    + (" (run npm ci --prefix tests/js)" if runner == "phoenix.js" else ""))
         await endpoint.kill()
         await asyncio.sleep(outage)
         await endpoint.start()
@@ -159,8 +174,12 @@ def peak_in_any(times: list[float], window: float) -> int:
     return most
 
 
-async def main(sizes: list[int], outage: float = 3.0) -> float:
-    """Every crowd size with both schedules; returns the peak ratio for the largest crowd."""
+async def main(sizes: list[int], outage: float = 3.0, phoenix_js: bool = False) -> float:
+    """Every crowd size with every schedule; returns the peak ratio for the largest crowd.
+
+    ``phoenix_js`` adds the same herd made of phoenix.js clients (node), Phoenix's schedule
+    and capped_jitter's: the reference client meets the same limit of this machine.
+    """
     ratio = 0.0
     for count in sizes:
         print(f"{count} clients, {outage:g} s outage (server killed, then started again)")
@@ -173,6 +192,10 @@ async def main(sizes: list[int], outage: float = 3.0) -> float:
             print(f"  {name:14} all back {last:.2f} s after the server; peak {peak} per 100 ms"
                   f"  (simulated: {sim.last_reconnect - outage:.2f} s, "
                   f"peak {simulated[name]})")
+        for name in ("default", "capped_jitter") if phoenix_js else ():
+            last, peak = await one_herd(count, name, outage, runner="phoenix.js")
+            print(f"  {'phoenix.js ' + name:25} all back {last:.2f} s after the server; "
+                  f"peak {peak} per 100 ms")
         ratio = peaks["capped_jitter"] / peaks["default"]
         print(f"  peak cut default/jitter: {peaks['default'] / peaks['capped_jitter']:.1f}x "
               f"(goal >= {GOAL_CUT:g}x); goal for all back: <= {GOAL_BACK:g} s; against "
@@ -190,5 +213,7 @@ if __name__ == "__main__":
         parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
         parser.add_argument("--clients", type=int, nargs="+", default=[200, 1000])
         parser.add_argument("--outage", type=float, default=3.0)
+        parser.add_argument("--phoenix-js", action="store_true",
+                            help="also run it with phoenix.js clients (npm ci --prefix tests/js)")
         args = parser.parse_args()
-        asyncio.run(main(args.clients, args.outage))
+        asyncio.run(main(args.clients, args.outage, args.phoenix_js))

@@ -51,6 +51,15 @@ async def test_herd_benchmark_brings_every_client_back_with_both_schedules(capsy
     assert out.splitlines()[-1] == f"ratio {ratio:.2f} (goal <= 0.20)"
 
 
+async def test_herd_benchmark_runs_the_same_herd_with_phoenix_js_clients(capsys):
+    """--phoenix-js: the reference client's sockets come back with both schedules too."""
+    await load("herd").main([3], outage=0.3, phoenix_js=True)
+    out = capsys.readouterr().out
+    for name in ("default", "capped_jitter"):
+        assert re.search(rf"phoenix.js {name} +all back [\d.]+ s after the server; "
+                         rf"peak \d+ per 100 ms", out)
+
+
 def test_herd_peak_counts_a_burst_that_straddles_a_bucket_edge_whole():
     """The herd's peak is "in any 100 ms": three attempts 90 ms apart in all count as 3,
     though fixed buckets from 0 would split them 1 + 2; a fourth 100 ms later starts anew."""
