@@ -91,7 +91,8 @@ async def test_a_real_socket_follows_the_schedule_through_a_restart(endpoint, so
     await endpoint.restart()
     restarted = asyncio.get_running_loop().time()
     await sock.wait_open(5)
-    assert asyncio.get_running_loop().time() - restarted <= cap + 0.2
+    # the next try comes within one cap; the slack is for a loaded CI machine only
+    assert asyncio.get_running_loop().time() - restarted <= cap + 1.0
     delays = [e.data["delay"] for e in log.events[mark:] if e.kind == "reconnect_scheduled"]
     assert delays[0] == 0.01 and 0.0 <= delays[1] <= cap
     assert delays[2:] == [cap] * (len(delays) - 2) and len(delays) >= 4
