@@ -280,7 +280,10 @@ class Endpoint:
         server.server.close()  # stop listening now (websockets' close() only schedules it)
         server.close(close_connections=False)
         self._hold_port()
-        for transport in list(self.transports):
+        transports = list(self.transports)
+        for transport in transports:  # first every connection at once, as a dying node's OS
+            transport.cut_tcp()
+        for transport in transports:
             transport.kill()
         await server.wait_closed()
         self._fresh_state()

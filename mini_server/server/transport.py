@@ -84,7 +84,9 @@ loop after every frame.  The process and the other connections are unaffected.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import socket
 import sys
 import time
 from collections import deque
@@ -266,6 +268,18 @@ class Transport:
         log.error("! close not written within %g s (%d bytes unread); aborting the "
                   "connection", timeout, self.outgoing_bytes)
         self.abort(f"slow consumer: close not written within {timeout:g} s")
+
+    def cut_tcp(self) -> None:
+        """Shut the TCP connection down both ways now (the client reads EOF at once).
+
+        asyncio's ``abort()`` closes a socket only a loop iteration later, in its
+        ``connection_lost`` callback, so a kill of 1,000 connections used to reach its
+        clients spread over ~0.3 s; a node that dies drops them all in the same instant.
+        """
+        sock = self.ws.transport.get_extra_info("socket") if self.ws.transport else None
+        if sock is not None:
+            with contextlib.suppress(OSError):  # already reset by the peer
+                sock.shutdown(socket.SHUT_RDWR)
 
     def kill(self) -> None:
         """Abort the TCP connection: no close frame, channels vanish without terminate."""

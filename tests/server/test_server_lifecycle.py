@@ -6,6 +6,7 @@ import asyncio
 import base64
 import errno
 import socket
+import sys
 
 import pytest
 from channels import ROUTES
@@ -406,3 +407,37 @@ async def test_the_listen_queue_holds_a_herd_the_loop_has_not_accepted_yet(make_
         for sock in crowd:
             sock.close()
     assert len(crowd) == 300 < LISTEN_BACKLOG
+
+
+def _tcp_state(transport) -> int:
+    sock = transport.ws.transport.get_extra_info("socket")
+    return sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 8)[0]  # tcpi_state
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads TCP_INFO's state, Linux only")
+async def test_kill_shuts_every_connection_down_before_any_bookkeeping(make_server, raw,
+                                                                      monkeypatch):
+    """kill() drops every TCP connection first, then cancels channels one transport at a time.
+
+    A dying node's clients all see the close in the same instant; asyncio's abort() alone
+    closes each socket a loop iteration later, so 1,000 clients saw it spread over ~0.3 s.
+    """
+    from mini_server.server.transport import Transport
+
+    server = await make_server()
+    for n in range(5):
+        client = await raw(endpoint=server)
+        await client.join("echo:1", f"j{n}")
+    states_at_first_kill: list[list[int]] = []
+    original = Transport.kill
+
+    def kill(self) -> None:
+        if not states_at_first_kill:
+            states_at_first_kill.append([_tcp_state(t) for t in server.transports])
+        original(self)
+
+    monkeypatch.setattr(Transport, "kill", kill)
+    await server.kill()
+    established = 1  # TCP_ESTABLISHED in linux/tcp_states.h
+    assert len(states_at_first_kill[0]) == 5
+    assert established not in states_at_first_kill[0], states_at_first_kill
