@@ -44,6 +44,7 @@ from crowd import ROOT
 sys.path.insert(0, ROOT)
 from mini_server import protocol
 from mini_server.client import Socket, capped_jitter
+from mini_server.client.jitter import CAP
 from mini_server.lab.herd import full_jitter, simulate_herd
 from mini_server.server import Endpoint
 
@@ -106,18 +107,19 @@ async def clients(url: str, count: int, name: str, seed: int) -> None:
         sock.disconnect()
 
 
-def client_command(runner: str, url: str, share: int, name: str, n: int) -> list[str]:
-    """The command line of one client process: the course client or phoenix.js (node)."""
-    if runner == "lean":
+def client_command(client: str, url: str, share: int, name: str, n: int) -> list[str]:
+    """The command line of one client process: the course client, the lean load (Python)
+    or phoenix.js (node)."""
+    if client == "lean load":
         return [sys.executable, HERD_LOAD, url, str(share), name, str(n)]
-    if runner == "phoenix.js":
-        spec = "default" if name == "default" else f"capped:{capped_jitter().cap:g}"
+    if client == "phoenix.js":
+        spec = "default" if name == "default" else f"capped:{CAP:g}"
         return ["node", HERD_JS, url, str(share), spec]
     return [sys.executable, SCRIPT, "clients", url, str(share), name, str(n)]
 
 
 async def one_herd(count: int, name: str, outage: float,
-                   runner: str = "python") -> tuple[float, int]:
+                   client: str = "course client") -> tuple[float, int]:
     """Kill, wait ``outage``, start again; (last back after the return, peak per 100 ms)."""
     logging.disable(logging.CRITICAL)
     endpoint = Endpoint(port=0, idle_timeout=None)
@@ -129,14 +131,14 @@ async def one_herd(count: int, name: str, outage: float,
         env = {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
         for n, share in enumerate(shares):
             children.append(await asyncio.create_subprocess_exec(
-                *client_command(runner, endpoint.url, share, name, n), env=env,
+                *client_command(client, endpoint.url, share, name, n), env=env,
                 stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE))
         async with asyncio.timeout(READY_TIMEOUT):
             for child in children:
                 line = await child.stdout.readline()  # type: ignore[union-attr]
                 assert line.split() == [b"ready"], (
-                    f"a {runner} client process did not get ready: {line!r}"
-                    + (" (run npm ci --prefix tests/js)" if runner == "phoenix.js" else ""))
+                    f"a {client} process did not get ready: {line!r}"
+                    + (" (run npm ci --prefix tests/js)" if client == "phoenix.js" else ""))
         await endpoint.kill()
         await asyncio.sleep(outage)
         await endpoint.start()
@@ -184,7 +186,6 @@ RUNS = (  # (client, schedule): who makes the herd, with which reconnect schedul
     *(("course client", name) for name in SCHEDULES),
     ("lean load", "default"), ("lean load", "capped_jitter"))
 JS_RUNS = (("phoenix.js", "default"), ("phoenix.js", "capped_jitter"))
-RUNNERS = {"course client": "python", "lean load": "lean", "phoenix.js": "phoenix.js"}
 
 
 async def main(sizes: list[int], outage: float = 3.0, phoenix_js: bool = False) -> float:
@@ -199,14 +200,14 @@ async def main(sizes: list[int], outage: float = 3.0, phoenix_js: bool = False) 
         print(f"{count} clients, {outage:g} s outage (server killed, then started again)")
         peaks, backs = {}, {}
         for client, name in (*RUNS, *(JS_RUNS if phoenix_js else ())):
-            last, peak = await one_herd(count, name, outage, runner=RUNNERS[client])
+            last, peak = await one_herd(count, name, outage, client)
             sim = simulate_herd(count, outage, schedule(name, 0))
             peaks[client, name], backs[client, name] = peak, last
             print(f"  {client + ', ' + name:28} all back {last:.2f} s after the server; "
                   f"peak {peak} per 100 ms  (simulated: {sim.last_reconnect - outage:.2f} s, "
                   f"peak {peak_in_any(list(sim.reconnected), 0.1)})")
         cuts = {client: peaks[client, "default"] / peaks[client, "capped_jitter"]
-                for client in RUNNERS if (client, "default") in peaks}
+                for client, name in peaks if name == "default"}
         print("  peak cut default/capped_jitter: "
               + "; ".join(f"{client} {cut:.1f}x" for client, cut in cuts.items())
               + f" (goal >= {GOAL_CUT:g}x); course client's capped_jitter all back "

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import socket
 import sys
 import time
@@ -127,8 +128,8 @@ async def lean_clients(url: str, count: int, reconnect_after: Callable[[int], fl
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, __import__("os").path.dirname(__import__("os").path.abspath(__file__)))
-    from herd import schedule
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from herd import schedule  # the schedules by name, as the course clients draw them
 
     url, count, name, seed = sys.argv[1:5]
     asyncio.run(lean_clients(url, int(count), schedule(name, int(seed))))

@@ -1,5 +1,6 @@
 // Hold many phoenix.js sockets for bench/herd.py: the reference client running its own
-// reconnect schedule, so the default herd is as sharp as a fast client makes it.
+// reconnect schedule (or capped_jitter's, restated here in JavaScript), to compare its herd
+// with the course client's on the same machine.
 //
 // argv: url count schedule ("default" or "capped:<cap s>").  Each socket joins
 // "room:herd"; after all have joined it prints "ready".  From then on, every reopen prints
